@@ -1,0 +1,10 @@
+//! node-sentinel: a Prometheus exporter that sees Kubernetes/Docker node
+//! outages coming. See README.md for the why; `collector` for the shape.
+
+pub mod build_info;
+pub mod collector;
+pub mod collectors;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod trend;

@@ -1,0 +1,101 @@
+//! Start-up: flags → logging → collectors → HTTP server, and a clean exit.
+//!
+//! Exit codes: 0 after SIGTERM/SIGINT, 2 for bad flags (clap prints the flag
+//! and the problem), 1 for anything else fatal (e.g. the port is taken).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use node_sentinel::collector::Scheduler;
+use node_sentinel::config::{Cli, LogFormat};
+use node_sentinel::{collectors, http};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sentinel")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("node-sentinel: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // A blocking task stuck in the kernel (a hung mount) must not hold up exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("node-sentinel: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(cli.log.level)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cli.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        // ":PORT" asks for every interface; on a host without IPv6 that is 0.0.0.0.
+        Err(_) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            tokio::net::TcpListener::bind(v4)
+                .await
+                .map_err(|e| listen_error(v4, e))
+        }
+        Err(e) => Err(listen_error(addr, e)),
+    }
+}
+
+fn listen_error(addr: SocketAddr, e: std::io::Error) -> String {
+    format!("cannot listen on {addr} (--web.listen-address): {e}")
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let listener = bind(cli.web.listen_address).await?;
+    let mut scheduler = Scheduler::new();
+    collectors::start(&cli, &mut scheduler);
+    let store = scheduler.store();
+    let app = http::router(http::AppState::new(store, &cli.web.telemetry_path));
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(address = %local, path = %cli.web.telemetry_path, version = node_sentinel::build_info::VERSION, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!("shut down");
+    drop(scheduler);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+}
