@@ -185,12 +185,12 @@ pub fn encode_families<'a>(
             Kind::Histogram => MetricType::Histogram,
         };
         let mut metric = encoder.encode_descriptor(family.name, &help, None, metric_type)?;
-        if let [only] = family.samples.as_slice() {
-            if only.labels.is_empty() {
-                // Encoded directly: going through a label set would print `name{} 1`.
-                Series(&only.value, family.kind).encode(metric)?;
-                continue;
-            }
+        if let [only] = family.samples.as_slice()
+            && only.labels.is_empty()
+        {
+            // Encoded directly: going through a label set would print `name{} 1`.
+            Series(&only.value, family.kind).encode(metric)?;
+            continue;
         }
         for sample in &family.samples {
             let labels: Vec<(Cow<'static, str>, Cow<'_, str>)> = sample
