@@ -315,7 +315,8 @@ mod tests {
     #[test]
     fn rotation_cases_never_go_negative_or_spike() {
         // (name, rounds): a writer at 1000 B/s throughout.
-        let cases: Vec<(&str, Vec<Vec<(&str, u64, u64)>>, u64, u64)> = vec![
+        type Rounds<'a> = Vec<Vec<(&'a str, u64, u64)>>;
+        let cases: Vec<(&str, Rounds, u64, u64)> = vec![
             (
                 "rename + create",
                 vec![
