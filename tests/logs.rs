@@ -1,7 +1,7 @@
 //! The logs collector against real writers, real rotations, a real Docker
 //! container and real odd directory entries (FIFO, dangling symlink,
 //! unreadable directory).
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
 
