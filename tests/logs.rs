@@ -503,7 +503,7 @@ impl Dockerd {
         for c in ["sh", "echo", "sleep", "yes", "cat", "head"] {
             std::os::unix::fs::symlink("busybox", r.join("bin").join(c)).unwrap();
         }
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .args(["-C", path_str(&r), "-c", "."])
             .stdout(Stdio::piped())
             .spawn()
@@ -517,9 +517,10 @@ impl Dockerd {
                 "-",
                 "bb:latest",
             ])
-            .stdin(tar.stdout.unwrap())
+            .stdin(tar.stdout.take().unwrap())
             .output()
             .unwrap();
+        assert!(tar.wait().unwrap().success());
         assert!(
             out.status.success(),
             "{}",
