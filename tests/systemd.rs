@@ -45,12 +45,12 @@ impl Manager {
         let dir = TempDir::new(&format!("systemd-{tag}"));
         let xdg = dir.path().join("xdg");
         let units = dir.path().join("home/.config/systemd/user");
-        std::fs::create_dir_all(&xdg).unwrap();
+        std::fs::create_dir_all(&xdg).expect("runtime dir");
         std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .unwrap();
-        std::fs::create_dir_all(units.join("dbus.service.d")).unwrap();
+            .expect("runtime dir mode");
+        std::fs::create_dir_all(units.join("dbus.service.d")).expect("unit dir");
         let conf = dir.path().join("bus.conf");
-        std::fs::write(&conf, BUS_CONF).unwrap();
+        std::fs::write(&conf, BUS_CONF).expect("bus config");
         std::fs::write(
             units.join("dbus.service.d/limits.conf"),
             format!(
@@ -58,8 +58,8 @@ impl Manager {
                 conf.display()
             ),
         )
-        .unwrap();
-        std::fs::create_dir_all("/run/systemd/system").unwrap();
+        .expect("bus drop-in");
+        std::fs::create_dir_all("/run/systemd/system").expect("/run/systemd/system");
         let root = if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
             PathBuf::from("/sys/fs/cgroup/unified")
         } else {
@@ -70,7 +70,7 @@ impl Manager {
             std::process::id()
         ));
         let cg = slice.join("user@0.service");
-        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::create_dir_all(&cg).expect("cgroup");
         let child = Command::new("bash")
             .arg("-c")
             .arg(format!(
@@ -84,7 +84,7 @@ impl Manager {
             .env("LANG", "C.UTF-8")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("manager.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("manager.log")).expect("manager log"))
             .spawn()
             .expect("start systemd --user");
         let manager = Manager { dir, slice, child };
@@ -136,11 +136,11 @@ impl Manager {
 
     fn write_unit(&self, name: &str, text: &str) {
         let path = self.dir.path().join("home/.config/systemd/user").join(name);
-        std::fs::write(path, text).unwrap();
+        std::fs::write(path, text).expect("write unit");
     }
 
     fn kill_main(&self, unit: &str, sig: rustix::process::Signal) {
-        let pid: u32 = self.show(unit, "MainPID").parse().unwrap();
+        let pid: u32 = self.show(unit, "MainPID").parse().expect("MainPID");
         assert!(pid > 0, "{unit} has no main process");
         common::signal(pid, sig);
     }
