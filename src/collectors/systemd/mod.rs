@@ -16,9 +16,14 @@
 //! - after `Manager.Subscribe()`, the manager's signals through two match
 //!   rules on one connection (PropertiesChanged on the whole
 //!   `/org/freedesktop/systemd1/unit` namespace — the system bus allows 512
-//!   rules per connection, so never one per unit — and the Manager interface:
-//!   UnitNew, UnitRemoved, JobRemoved, Reloading). A background task applies
-//!   them as they arrive, so transitions between rounds are not missed.
+//!   rules per connection, so never one per unit — and the Manager interface).
+//!   A background task applies them as they arrive, so transitions between
+//!   rounds are not missed: ActiveEnterTimestamp and NRestarts from
+//!   PropertiesChanged, UnitNew (a unit loaded between rounds counts its
+//!   first activation), Reloading (reload-only properties are re-read).
+//!   UnitRemoved and JobRemoved arrive too, but the next ListUnits is what
+//!   removes units and shows pending jobs: a daemon-reload re-announces every
+//!   unit, and counters must survive it.
 //!
 //! Every call has a deadline (zbus has none by default; both Go exporters
 //! hang forever here) and every round runs under its own timeout. When the
@@ -779,5 +784,112 @@ impl Collector for SystemdCollector {
             }
             Err(_) => Ok(self.down(Failure::Timeout, &"round timed out")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            units: HashMap::new(),
+            reload_gen: 0,
+            reloading: false,
+            include: Regex::new(r"^(?:.+\.service)$").unwrap(),
+            exclude: None,
+            cap: 2,
+            keep: 3,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn props(unit: &str, iface: &str, changed: &[(&str, Prop)]) -> Signal {
+        Signal::Properties {
+            path: format!(
+                "/org/freedesktop/systemd1/unit/{}",
+                unit.replace('.', "_2e")
+            ),
+            iface: iface.to_string(),
+            changed: changed
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    fn entered(unit: &str, ts: u64) -> Signal {
+        props(
+            unit,
+            bus::UNIT_IFACE,
+            &[("ActiveEnterTimestampMonotonic", Prop::U64(ts))],
+        )
+    }
+
+    #[test]
+    fn activations_count_advances_of_the_enter_timestamp() {
+        let mut s = shared();
+        s.units.insert("a.service".into(), Tracked::default());
+        // The first reading is the baseline, not an activation.
+        s.apply(entered("a.service", 100));
+        s.apply(entered("a.service", 100));
+        assert_eq!(s.units["a.service"].activations, 0);
+        s.apply(entered("a.service", 200));
+        s.apply(entered("a.service", 150));
+        s.apply(entered("a.service", 300));
+        assert_eq!(s.units["a.service"].activations, 2);
+        // Units not watched are ignored.
+        s.apply(entered("b.service", 1));
+        assert!(!s.units.contains_key("b.service"));
+    }
+
+    #[test]
+    fn nrestarts_signals_feed_the_restart_window() {
+        let mut s = shared();
+        s.units.insert("a.service".into(), Tracked::default());
+        for n in [3, 4, 6] {
+            s.apply(props(
+                "a.service",
+                bus::SERVICE_IFACE,
+                &[("NRestarts", Prop::U32(n))],
+            ));
+        }
+        let t = &s.units["a.service"];
+        assert_eq!(t.nrestarts, Some(6));
+        assert_eq!(t.restart_times.count_within(s.now(), 60.0), 3);
+    }
+
+    #[test]
+    fn new_units_count_their_first_activation_but_not_during_a_reload() {
+        let mut s = shared();
+        s.apply(Signal::UnitNew {
+            name: "new.service".into(),
+        });
+        s.apply(entered("new.service", 500));
+        assert_eq!(s.units["new.service"].activations, 1);
+        // Outside the include regex, or past the cap: not admitted.
+        s.apply(Signal::UnitNew {
+            name: "x.socket".into(),
+        });
+        assert!(!s.units.contains_key("x.socket"));
+        s.apply(Signal::Reloading(true));
+        s.apply(Signal::UnitNew {
+            name: "old.service".into(),
+        });
+        assert!(!s.units.contains_key("old.service"));
+        s.apply(Signal::Reloading(false));
+        assert_eq!(s.reload_gen, 1);
+        s.apply(Signal::UnitNew {
+            name: "third.service".into(),
+        });
+        s.apply(Signal::UnitNew {
+            name: "fourth.service".into(),
+        });
+        assert_eq!(s.units.len(), 2, "cap");
+        // A re-announced unit keeps its counters.
+        s.apply(Signal::UnitRemoved {
+            name: "new.service".into(),
+        });
+        assert_eq!(s.units["new.service"].activations, 1);
     }
 }
