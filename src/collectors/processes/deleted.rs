@@ -117,7 +117,8 @@ impl Walker {
             .last_start
             .is_none_or(|t| started.duration_since(t) >= self.interval);
         let mut failed = false;
-        if self.sweep.is_some() || due {
+        let walking = self.sweep.is_some() || due;
+        if walking {
             let mut sweep = match self.sweep.take() {
                 Some(s) => s,
                 None => {
@@ -143,7 +144,11 @@ impl Walker {
         Outcome {
             report: self.published.clone(),
             truncated: self.last_truncated,
-            duration: started.elapsed(),
+            duration: if walking {
+                started.elapsed()
+            } else {
+                Duration::ZERO
+            },
             failed,
         }
     }
@@ -366,6 +371,7 @@ mod tests {
         );
         // Not due again yet: the same report comes back without a walk.
         let again = walker.round();
+        assert_eq!(again.duration, Duration::ZERO);
         assert_eq!(again.report.unwrap().completed_at, report.completed_at);
         drop(f);
         let _ = std::fs::remove_dir_all(&dir);

@@ -89,7 +89,6 @@ pub struct ProcessesCollector {
     walker: Option<WalkWorker>,
     /// The latest walk answer, kept while the walker is busy or stuck.
     last_walk: Option<Outcome>,
-    failures: FailureLog,
     walk_failures: FailureLog,
 }
 
@@ -107,7 +106,6 @@ impl ProcessesCollector {
             scanner: None,
             walker: None,
             last_walk: None,
-            failures: FailureLog::default(),
             walk_failures: FailureLog::default(),
         }
     }
@@ -199,7 +197,6 @@ impl Collector for ProcessesCollector {
             }
             Err(e) => return Err(CollectError::new("stuck", format!("/proc scan: {e}"))),
         };
-        self.failures.ok("processes");
         Ok(build(&summary, walk.as_ref(), self.series_limit))
     }
 }

@@ -295,6 +295,18 @@ mod tests {
         assert_eq!(parse_btime(""), None);
     }
 
+    /// procfs finds comm by the last ')', so names with spaces and parens survive.
+    #[test]
+    fn comm_with_spaces_and_parens() {
+        use procfs::FromRead;
+        let line = b"42 (a) b (c) Z 7 42 42 0 -1 4194316 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0 \
+            18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        let st = procfs::process::Stat::from_read(&line[..]).unwrap();
+        assert_eq!(st.comm, "a) b (c");
+        assert_eq!((st.state, st.ppid, st.starttime), ('Z', 7, 12345));
+        assert!(procfs::process::Stat::from_read(&b"42 (trunc"[..]).is_err());
+    }
+
     #[test]
     fn state_names() {
         assert_eq!(state_name('Z'), "zombie");

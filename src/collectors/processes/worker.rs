@@ -31,6 +31,15 @@ pub enum CallError {
 
 type Job<Req, Resp> = (Req, oneshot::Sender<Resp>);
 
+/// Marks the worker idle when dropped.
+struct Idle<'a>(&'a AtomicBool);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// A thread that owns some state `S` and answers requests one at a time.
 pub struct Worker<Req, Resp> {
     tx: mpsc::Sender<Job<Req, Resp>>,
@@ -52,8 +61,11 @@ impl<Req: Send + 'static, Resp: Send + 'static> Worker<Req, Resp> {
             .spawn(move || {
                 // Ends when the Worker (the only sender) is dropped.
                 while let Ok((req, reply)) = rx.recv() {
+                    // Cleared on return and on a panic alike, so a dead thread
+                    // shows as Gone (its channel closed), not as Busy forever.
+                    let idle = Idle(&flag);
                     let resp = work(&mut state, req);
-                    flag.store(false, Ordering::Release);
+                    drop(idle);
                     // The caller may have timed out and gone: nothing to do then.
                     let _ = reply.send(resp);
                 }
@@ -73,6 +85,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Worker<Req, Resp> {
         }
         let (reply, answer) = oneshot::channel();
         if self.tx.send((req, reply)).is_err() {
+            self.busy.store(false, Ordering::Release);
             return Err(CallError::Gone);
         }
         match tokio::time::timeout(timeout, answer).await {
@@ -115,5 +128,22 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(w.call(1, Duration::from_secs(5)).await, Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_panicked_worker_is_gone_not_busy() {
+        let w = Worker::spawn("t", (), |_: &mut (), boom: bool| {
+            assert!(!boom, "test panic");
+        })
+        .unwrap();
+        assert_eq!(
+            w.call(true, Duration::from_secs(5)).await,
+            Err(CallError::Gone)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            w.call(false, Duration::from_secs(5)).await,
+            Err(CallError::Gone)
+        );
     }
 }
