@@ -50,7 +50,7 @@ GROUP=$!
 disown "$GROUP"
 for _ in $(seq 600); do grep -q ready "$WORK/spawn.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$WORK/spawn.out" || { echo "could not start $N processes" >&2; exit 1; }
-TOTAL=$(ls -d /proc/[0-9]* | wc -l)
+all=(/proc/[0-9]*); TOTAL=${#all[@]}
 echo "processes on the machine: $TOTAL (of which $N extra), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
