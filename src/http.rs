@@ -312,3 +312,78 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn authorization(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    fn b64(s: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn basic_credentials_like_go() {
+        let ok = |v: &str| basic_credentials(&authorization(v));
+        assert_eq!(
+            ok(&format!("Basic {}", b64(b"alice:pa:ss"))),
+            Some(("alice".into(), b"pa:ss".to_vec()))
+        );
+        assert_eq!(
+            ok(&format!("bAsIc {}", b64(b"alice:"))),
+            Some(("alice".into(), vec![]))
+        );
+        assert_eq!(ok(&format!("Basic {}", b64(b"alice"))), None, "no colon");
+        assert_eq!(ok(&format!("Bearer {}", b64(b"a:b"))), None);
+        assert_eq!(ok("Basic !!!"), None);
+        assert_eq!(ok("Basic"), None);
+        assert_eq!(
+            ok(&format!("Basic {}", b64(b"\xff:x"))),
+            None,
+            "non-UTF-8 user"
+        );
+        assert_eq!(basic_credentials(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn web_config_layers_in_process() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let web = WebConfig::parse(
+            &format!(
+                "basic_auth_users:\n  u: {hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
+            ),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let store = crate::collector::Scheduler::new().store();
+        let app = with_web_config(router(AppState::new(store, "/metrics")), &web);
+        let get = |auth: Option<String>| {
+            let mut request = Request::builder().uri("/metrics");
+            if let Some(a) = auth {
+                request = request.header(header::AUTHORIZATION, a);
+            }
+            app.clone()
+                .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        };
+        let denied = get(None).await.unwrap();
+        assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(denied.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(
+            denied.headers()[header::WWW_AUTHENTICATE],
+            "Basic realm=\"node-sentinel\""
+        );
+        let allowed = get(Some(format!("Basic {}", b64(b"u:pw")))).await.unwrap();
+        assert_eq!(allowed.status(), StatusCode::OK);
+        assert_eq!(allowed.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(
+            allowed.headers()[header::CONTENT_TYPE],
+            OPENMETRICS_CONTENT_TYPE
+        );
+    }
+}
