@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use prometheus_client::registry::Registry;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -290,6 +290,19 @@ async fn handshake(
             .write_all(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
             .await;
         let _ = stream.shutdown().await;
+        // Read what the client sent before closing: closing with unread data
+        // would reset the connection, and the client might lose our answer.
+        let mut sink = [0u8; 4096];
+        let drain = async {
+            let mut total = 0;
+            while total < 64 * 1024 {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
         return Err(std::io::Error::other("plain HTTP request on the TLS port"));
     }
     acceptor.accept(stream).await
