@@ -41,7 +41,7 @@ struct Served {
     child: Child,
     port: u16,
     log: PathBuf,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Served {
@@ -66,7 +66,7 @@ impl Served {
             child,
             port,
             log,
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -203,7 +203,7 @@ fn tls_serves_https_only_and_shuts_down_cleanly() {
     let config =
         "tls_server_config:\n  cert_file: test-only-server.pem\n  key_file: test-only-server.key\n";
     let mut served = Served::start(config_dir("webcfg-tls", config));
-    let ca = served._dir.path().join("test-only-ca.pem");
+    let ca = served.dir.path().join("test-only-ca.pem");
     let ca = ca.to_str().unwrap();
 
     let reply = curl(&["--cacert", ca, &served.url("https", "/metrics")]);
@@ -245,7 +245,7 @@ fn tls_client_certificates_and_min_version() {
         bcrypt_hash(PASSWORD)
     );
     let served = Served::start(config_dir("webcfg-mtls", &config));
-    let file = |name: &str| served._dir.path().join(name).display().to_string();
+    let file = |name: &str| served.dir.path().join(name).display().to_string();
     let (ca, cert, key) = (
         file("test-only-ca.pem"),
         file("test-only-client.pem"),
