@@ -201,10 +201,10 @@ impl Drop for Dockerd {
 /// The busybox image, imported without a registry (RECIPES.md).
 fn import_busybox(d: &Dockerd, dir: &Path) {
     let rootfs = dir.join("image");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("bin")).expect("image dir");
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy /bin/busybox");
     for c in ["sh", "echo", "sleep", "true", "cat"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).expect("symlink");
     }
     let tar = dir.join("image.tar");
     common::run(
@@ -455,7 +455,7 @@ struct FakeServer {
 impl FakeServer {
     fn start(path: PathBuf, peer: Peer) -> FakeServer {
         let listener = UnixListener::bind(&path).expect("bind fake socket");
-        listener.set_nonblocking(true).unwrap();
+        listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(AtomicUsize::new(0));
         let max_open = Arc::new(AtomicUsize::new(0));

@@ -159,10 +159,8 @@ fn hyper_reason(h: &hyper::Error) -> Reason {
     } else if h.is_timeout() {
         Reason::Timeout
     } else {
-        match chain_reason(h) {
-            Reason::Io => Reason::Io,
-            other => other,
-        }
+        // Closed early, reset, incomplete: whatever io error lies beneath.
+        chain_reason(h)
     }
 }
 
