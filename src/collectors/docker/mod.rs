@@ -77,7 +77,8 @@ pub struct Args {
     /// A probe unanswered this long while the socket accepts connections means the daemon is hung.
     #[arg(id = "collector.docker.hang-threshold", long = "collector.docker.hang-threshold", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub hang_threshold: Duration,
-    /// At most this many containers (running or restarting, first by name) get per-container series.
+    /// At most this many containers (running or restarting, first by name) get
+    /// per-container series; the inspect probe cycles through them (0 turns both off).
     #[arg(
         id = "collector.docker.max-containers",
         long = "collector.docker.max-containers",
@@ -282,7 +283,12 @@ impl DockerCollector {
                     self.config.hang_threshold
                 );
             } else {
-                tracing::info!(source = "docker", "daemon answers again");
+                let why = if st.socket == Socket::Down {
+                    "the socket is gone or refuses connections"
+                } else {
+                    "probes are answered again"
+                };
+                tracing::info!(source = "docker", "daemon no longer hung: {why}");
             }
             self.hung = hung;
         }
