@@ -115,7 +115,9 @@ while [ $(($(date +%s) - start)) -lt "$HANG_SECONDS" ]; do
 done
 t1=$(cpu_ticks)
 grep -E '^sentinel_docker_(hung|up) |in_flight_seconds\{operation="containers"\}|failures_total\{operation="containers",reason="timeout"\}' "$D/last.txt" | sed 's/^/  last scrape: /'
+backlog=$(ss -xlH 2>/dev/null | awk -v p="$D/docker.sock" '$5 == p {print $3}')
 kill -CONT "$DOCKERD_PID"
+echo "connections queued in the stopped daemon's backlog at the end: ${backlog:-unknown}"
 echo "hung reported: $hung_seen; unix sockets held: at most $((max_fds - baseline)) beyond $baseline of the exporter's own"
 echo "scrape latency while hung: $(percentiles "$D/hung.txt")"
 awk -v t="$((t1 - t0))" -v hz="$tck" -v s="$HANG_SECONDS" 'BEGIN {

@@ -29,9 +29,10 @@
 //!   backlog counts as accepting) and some operation has gone unanswered for
 //!   `--collector.docker.hang-threshold` (across abandoned probes, so a
 //!   threshold above the timeout works too). Refused or missing = down, not hung.
-//! - The plain connect of each round stays queued in a stopped daemon's
-//!   backlog after we close it (the kernel keeps it until dockerd accepts):
-//!   one per interval, never an open descriptor of ours.
+//! - A connection to a stopped daemon stays queued in its backlog even after
+//!   we close it (the kernel keeps it until dockerd accepts), so the plain
+//!   connect pauses while hung; what remains is one new probe connection per
+//!   operation per timeout, never an open descriptor more than one per operation.
 //! - Per-container values come from inspect, one container per round: with N
 //!   containers each is refreshed every N intervals. Container counts, info and
 //!   per-container values are the latest answers; their age is in
@@ -153,10 +154,14 @@ impl DockerCollector {
 
     /// Start the plain connect (single-flight) that tells accepting from down
     /// and names the daemon process.
-    fn start_socket_check(&mut self) {
+    fn start_socket_check(&mut self, now: Instant) {
         {
             let mut st = lock(&self.shared);
-            if st.socket_check_in_flight {
+            // Once hung, skip it: a stopped daemon never accepts, so each connect
+            // would wait in its backlog. Our outstanding probes already prove the
+            // listener, and if the daemon dies they fail (not by timeout), which
+            // ends the hang and brings the check back.
+            if st.socket_check_in_flight || st.hung(now, self.config.hang_threshold) {
                 return;
             }
             st.socket_check_in_flight = true;
@@ -438,7 +443,7 @@ impl Collector for DockerCollector {
         }
         let now = Instant::now();
         self.tasks.retain(|t| !t.is_finished());
-        self.start_socket_check();
+        self.start_socket_check(now);
         self.start_probes(now);
         Ok(self.snapshot(now))
     }
