@@ -53,7 +53,9 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(cli.log.level)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        // Colours only for a person at a terminal, never into journald or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match cli.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
