@@ -6,7 +6,7 @@
 //! (datasource/job/instance variables, units, `$__rate_interval`), and every
 //! `sentinel_*` name they use is in the metric contract. tests/drills.rs
 //! checks the same names against what real exporters serve.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
 #[path = "alerts/names.rs"]

@@ -1,7 +1,7 @@
 //! The `sentinel_*` metric names the bundled alert rules and dashboards use,
 //! and the check that each exists in a given set of known names: the contract
 //! (tests/alerts.rs) or the names real exporters produced (tests/drills.rs).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
