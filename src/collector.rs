@@ -335,7 +335,7 @@ mod tests {
 
     fn render(store: &Arc<Store>) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry(store.clone())).unwrap();
+        metrics::encode_registry(&mut out, &registry(store.clone())).unwrap();
         out
     }
 

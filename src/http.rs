@@ -46,7 +46,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = String::with_capacity(64 * 1024);
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+    match crate::metrics::encode_registry(&mut body, &state.registry) {
         Ok(()) => {
             let mut response = body.into_response();
             response.headers_mut().insert(

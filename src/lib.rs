@@ -7,4 +7,6 @@ pub mod collectors;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod mounts;
+pub mod statfs;
 pub mod trend;

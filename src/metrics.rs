@@ -176,6 +176,10 @@ pub fn encode_families<'a>(
 ) -> Result<(), std::fmt::Error> {
     let mut help = String::new();
     for family in families {
+        if family.samples.is_empty() {
+            // As client_golang does: a family with no series is left out entirely.
+            continue;
+        }
         help.clear();
         help.push_str(family.help);
         help.push_str(help_suffix);
@@ -205,6 +209,45 @@ pub fn encode_families<'a>(
     Ok(())
 }
 
+/// Writes OpenMetrics text, spelling infinities as the spec does (`+Inf`,
+/// `-Inf`). prometheus-client prints a sample value as a separate " " write
+/// followed by Rust's float text ("inf"); parsers accept both, people and
+/// `grep` expect `+Inf`.
+pub struct OpenMetricsWriter<'a> {
+    out: &'a mut String,
+    after_space: bool,
+}
+
+impl<'a> OpenMetricsWriter<'a> {
+    pub fn new(out: &'a mut String) -> Self {
+        OpenMetricsWriter {
+            out,
+            after_space: false,
+        }
+    }
+}
+
+impl std::fmt::Write for OpenMetricsWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let value = match (self.after_space, s) {
+            (true, "inf") => "+Inf",
+            (true, "-inf") => "-Inf",
+            _ => s,
+        };
+        self.out.push_str(value);
+        self.after_space = s == " ";
+        Ok(())
+    }
+}
+
+/// Encode a whole registry as OpenMetrics text.
+pub fn encode_registry(
+    out: &mut String,
+    registry: &prometheus_client::registry::Registry,
+) -> std::fmt::Result {
+    prometheus_client::encoding::text::encode(&mut OpenMetricsWriter::new(out), registry)
+}
+
 /// Render families as a complete OpenMetrics text exposition (with `# EOF`).
 pub fn render(families: &[Family]) -> String {
     #[derive(Debug)]
@@ -218,7 +261,7 @@ pub fn render(families: &[Family]) -> String {
     registry.register_collector(Box::new(Owned(families.to_vec())));
     let mut out = String::new();
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    let _ = encode_registry(&mut out, &registry);
     out
 }
 
@@ -257,6 +300,16 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn infinities_are_spelled_as_openmetrics_does_but_labels_are_untouched() {
+        let mut g = Family::gauge("sentinel_z", "Z.");
+        g.push(vec![("name", "inf".into())], f64::NEG_INFINITY);
+        g.push(vec![("name", " ".into())], f64::INFINITY);
+        let text = render(&[g]);
+        assert!(text.contains("sentinel_z{name=\"inf\"} -Inf\n"), "{text}");
+        assert!(text.contains("sentinel_z{name=\" \"} +Inf\n"), "{text}");
     }
 
     #[test]

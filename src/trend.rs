@@ -8,47 +8,64 @@
 //! half of all pairs straddle a step), while
 //! a steady fill gives its exact rate. The tests below compare the two.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 /// At most this many samples are kept per series; closer samples are merged
 /// (the newest wins), so memory and the O(n²) estimate stay bounded whatever
 /// the interval and window.
 const MAX_SAMPLES: usize = 180;
+/// Fewest samples a slope is computed from.
+pub const MIN_SAMPLES: usize = 5;
+/// Newest samples a fill must also show without (see [`Trend::slope`]).
+const SETTLE_SAMPLES: usize = 3;
+
+/// The estimate closer to zero if both agree on the direction, else zero.
+fn cautious(a: f64, b: f64) -> f64 {
+    if a.signum() != b.signum() {
+        0.0
+    } else if a.abs() < b.abs() {
+        a
+    } else {
+        b
+    }
+}
 
 /// Samples of one quantity over a sliding window.
 #[derive(Debug, Clone)]
 pub struct Trend {
     window: f64,
-    samples: VecDeque<(f64, f64)>,
+    /// Oldest first; at most MAX_SAMPLES + 1, so removing from the front is cheap.
+    samples: Vec<(f64, f64)>,
 }
 
 impl Trend {
     pub fn new(window: Duration) -> Self {
         Trend {
             window: window.as_secs_f64(),
-            samples: VecDeque::new(),
+            samples: Vec::new(),
         }
     }
 
     /// Add a sample `value` at unix time `t` (seconds) and forget samples older than the window.
     pub fn push(&mut self, t: f64, value: f64) {
-        if let Some(&(last_t, _)) = self.samples.back() {
+        if let Some(&(last_t, _)) = self.samples.last() {
             if t < last_t {
                 // The clock went backwards: earlier samples no longer line up.
                 self.samples.clear();
-            } else if self.samples.len() > 1 && t - last_t < self.window / MAX_SAMPLES as f64 {
-                self.samples.pop_back();
+            } else if let [.., (before_t, _), _] = self.samples[..]
+                && last_t - before_t < self.window / MAX_SAMPLES as f64
+            {
+                // The newest sample is too close to the one before: the new one replaces it.
+                self.samples.pop();
             }
         }
-        self.samples.push_back((t, value));
-        while let Some(&(first_t, _)) = self.samples.front() {
-            if t - first_t > self.window {
-                self.samples.pop_front();
-            } else {
-                break;
-            }
-        }
+        self.samples.push((t, value));
+        let expired = self
+            .samples
+            .iter()
+            .take_while(|(first_t, _)| t - first_t > self.window)
+            .count();
+        self.samples.drain(..expired);
     }
 
     /// Forget everything (e.g. the filesystem was remounted or resized).
@@ -56,20 +73,23 @@ impl Trend {
         self.samples.clear();
     }
 
-    /// The slope in units per second, once at least a tenth of the window is covered.
+    /// The slope in units per second, once at least a tenth of the window is
+    /// covered by at least [`MIN_SAMPLES`] samples.
+    ///
+    /// The estimate is the more cautious of the slope over all samples and the
+    /// slope without the newest [`SETTLE_SAMPLES`]: early on, when the window
+    /// holds few samples, a burst that is still on disk is a large share of
+    /// them and would otherwise read as a fill. A real fill shows in both.
     pub fn slope(&self) -> Option<f64> {
-        let first = self.samples.front()?.0;
-        let last = self.samples.back()?.0;
-        if last - first < self.window / 10.0 {
+        let first = self.samples.first()?.0;
+        let last = self.samples.last()?.0;
+        if last - first < self.window / 10.0 || self.samples.len() < MIN_SAMPLES {
             return None;
         }
-        let (a, b) = self.samples.as_slices();
-        if b.is_empty() {
-            theil_sen(a)
-        } else {
-            let all: Vec<(f64, f64)> = self.samples.iter().copied().collect();
-            theil_sen(&all)
-        }
+        let all = self.samples.as_slice();
+        let full = theil_sen(all)?;
+        let settled = theil_sen(&all[..all.len() - SETTLE_SAMPLES])?;
+        Some(cautious(full, settled))
     }
 
     /// Number of samples currently held.
@@ -228,13 +248,40 @@ mod tests {
     }
 
     #[test]
-    fn reports_nothing_until_a_tenth_of_the_window() {
+    fn reports_nothing_until_a_tenth_of_the_window_and_enough_samples() {
         let mut t = Trend::new(Duration::from_secs(100));
-        t.push(0.0, 0.0);
-        t.push(5.0, 5.0);
-        assert_eq!(t.slope(), None);
+        for i in 0..5 {
+            t.push(f64::from(i) * 2.0, f64::from(i) * 2.0);
+            assert_eq!(t.slope(), None, "{i}");
+        }
         t.push(10.0, 10.0);
         assert_eq!(t.slope(), Some(1.0));
+        let mut t = Trend::new(Duration::from_secs(1000));
+        for i in 0..50 {
+            t.push(f64::from(i), 0.0);
+        }
+        assert_eq!(t.slope(), None, "50s of a 1000s window is not a tenth");
+    }
+
+    #[test]
+    fn a_burst_still_on_disk_in_a_young_window_is_not_a_fill() {
+        // Five idle samples, then a 50 MiB burst seen by the newest two or three.
+        for burst in [1, 2, 3] {
+            let mut t = Trend::new(Duration::from_secs(20));
+            for i in 0..5 {
+                t.push(f64::from(i), 1e9);
+            }
+            for i in 5..5 + burst {
+                t.push(f64::from(i), 1e9 + 50.0 * MIB);
+                assert_eq!(t.slope(), Some(0.0), "burst of {burst}, sample {i}");
+            }
+        }
+        // A real fill from the start shows at once.
+        let mut t = Trend::new(Duration::from_secs(20));
+        for i in 0..6 {
+            t.push(f64::from(i), 1e9 + f64::from(i) * MIB);
+        }
+        assert_eq!(t.slope(), Some(MIB));
     }
 
     #[test]

@@ -1,0 +1,20 @@
+# Helpers shared by the bench scripts (sourced, not run).
+
+# CPU time (user+system) of a process in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Resident memory of a process in KiB.
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# Scrape URL N times; print p50 and p99 latency in milliseconds.
+scrape_latency() {
+  local url=$1 n=$2
+  for _ in $(seq "$n"); do curl -s -o /dev/null -w '%{time_total}\n' "$url"; done |
+    sort -n | awk '{ a[NR] = $1 * 1000 } END { printf "%.2f %.2f\n", a[int(NR * 0.5)], a[int(NR * 0.99)] }'
+}
+
+# Wait until URL answers.
+wait_http() {
+  for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "no answer from $1" >&2; return 1
+}

@@ -1,0 +1,234 @@
+//! The mount table, from procfs mountinfo, shared by every collector that maps
+//! a path or a device to its filesystem (filesystem, logs, deleted files).
+//!
+//! With `--path.rootfs=/` the exporter sees the host's mounts as its own and
+//! reads `PROCFS/self/mountinfo`; run in a container with the host mounted
+//! elsewhere, it reads init's table (`PROCFS/1/mountinfo`), as node_exporter does.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Paths;
+
+/// One mounted filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Device number (major, minor) as in `st_dev` of files on it.
+    pub dev: (u32, u32),
+    /// Where it is mounted, as the host sees it.
+    pub mountpoint: String,
+    pub fstype: String,
+    /// The mount source (a device path, `tmpfs`, a server export...).
+    pub device: String,
+    pub readonly: bool,
+}
+
+impl Mount {
+    /// The `st_dev` value of files on this mount.
+    pub fn st_dev(&self) -> u64 {
+        rustix::fs::makedev(self.dev.0, self.dev.1)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {why}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        why: &'static str,
+    },
+}
+
+/// The mountinfo file to read for these host paths.
+pub fn mountinfo_path(paths: &Paths) -> PathBuf {
+    if paths.rootfs == Path::new("/") {
+        paths.procfs.join("self/mountinfo")
+    } else {
+        paths.procfs.join("1/mountinfo")
+    }
+}
+
+/// Read and parse the mount table. When a mountpoint is listed more than once
+/// (over-mounts), the last entry wins: it is the one path lookups reach.
+pub fn read(paths: &Paths) -> Result<Vec<Mount>, MountsError> {
+    let path = mountinfo_path(paths);
+    let text = std::fs::read_to_string(&path).map_err(|source| MountsError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse(&text).map_err(|(line, why)| MountsError::Parse { path, line, why })
+}
+
+/// Parse mountinfo text; on error, the 1-based line number and why.
+pub fn parse(text: &str) -> Result<Vec<Mount>, (usize, &'static str)> {
+    let mut mounts: Vec<Mount> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mount = parse_line(line).map_err(|why| (i + 1, why))?;
+        if let Some(existing) = mounts.iter_mut().find(|m| m.mountpoint == mount.mountpoint) {
+            *existing = mount;
+        } else {
+            mounts.push(mount);
+        }
+    }
+    Ok(mounts)
+}
+
+fn parse_line(line: &str) -> Result<Mount, &'static str> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let sep = fields
+        .iter()
+        .position(|f| *f == "-")
+        .ok_or("no ' - ' separator")?;
+    if sep < 6 || fields.len() < sep + 3 {
+        return Err("too few fields");
+    }
+    let (major, minor) = fields[2].split_once(':').ok_or("bad major:minor")?;
+    let dev = (
+        major.parse().map_err(|_| "bad major")?,
+        minor.parse().map_err(|_| "bad minor")?,
+    );
+    let mount_options = fields[5];
+    let super_options = fields.get(sep + 3).copied().unwrap_or("");
+    let is_ro = |opts: &str| opts.split(',').any(|o| o == "ro");
+    Ok(Mount {
+        dev,
+        mountpoint: unescape(fields[4]),
+        fstype: unescape(fields[sep + 1]),
+        device: unescape(fields[sep + 2]),
+        readonly: is_ro(mount_options) || is_ro(super_options),
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        if bytes[i] == b'\\'
+            && let Some(d) = octal
+        {
+            let v =
+                u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+            if let Ok(v) = u8::try_from(v) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The mount a path lives on: the longest mountpoint that is a prefix of it.
+pub fn mount_for<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.mountpoint))
+        .max_by_key(|m| m.mountpoint.len())
+}
+
+/// The mount with this `st_dev`, if any (the last listed wins, as for paths).
+pub fn mount_for_dev(mounts: &[Mount], st_dev: u64) -> Option<&Mount> {
+    mounts.iter().rev().find(|m| m.st_dev() == st_dev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+24 22 0:5 / /dev rw,nosuid shared:2 - devtmpfs udev rw,size=10m
+25 24 0:22 / /dev/shm rw,nosuid,nodev shared:4 - tmpfs tmpfs rw
+26 22 0:23 / /mnt/my\\040disk ro,relatime shared:5 - ext4 /dev/vdb1 rw
+27 22 0:50 / /var/lib/docker/overlay2/abc/merged rw,relatime - overlay overlay rw,lowerdir=/x
+28 22 0:51 / /mnt/fuse rw,nosuid,nodev,relatime shared:9 - fuse.bindfs bindfs rw,user_id=0
+29 25 0:52 / /dev/shm rw,nosuid,nodev shared:6 - tmpfs tmpfs rw,size=1024k
+";
+
+    #[test]
+    fn parses_fields_escapes_and_readonly() {
+        let mounts = parse(SAMPLE).unwrap();
+        let disk = mounts
+            .iter()
+            .find(|m| m.mountpoint == "/mnt/my disk")
+            .unwrap();
+        assert_eq!(disk.fstype, "ext4");
+        assert_eq!(disk.device, "/dev/vdb1");
+        assert!(disk.readonly);
+        assert_eq!(disk.dev, (0, 23));
+        let root = &mounts[0];
+        assert_eq!((root.mountpoint.as_str(), root.readonly), ("/", false));
+        let fuse = mounts.iter().find(|m| m.mountpoint == "/mnt/fuse").unwrap();
+        assert_eq!(fuse.fstype, "fuse.bindfs");
+    }
+
+    #[test]
+    fn over_mounts_keep_the_last_entry() {
+        let mounts = parse(SAMPLE).unwrap();
+        let shm: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.mountpoint == "/dev/shm")
+            .collect();
+        assert_eq!(shm.len(), 1);
+        assert_eq!(shm[0].dev, (0, 52));
+    }
+
+    #[test]
+    fn bad_lines_are_errors_not_panics() {
+        for bad in [
+            "garbage",
+            "1 2 3",
+            "22 1 252:0 / / rw - ext4",
+            "22 1 x:0 / / rw shared:1 - ext4 /dev/vda rw",
+            "22 1 252 / / rw shared:1 - ext4 /dev/vda rw",
+            "- - - - - - -",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(unescape("a\\04"), "a\\04");
+        assert_eq!(unescape("tail\\"), "tail\\");
+        assert_eq!(unescape("x\\134y"), "x\\y");
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let mounts = parse(SAMPLE).unwrap();
+        assert_eq!(
+            mount_for(&mounts, Path::new("/dev/shm/x"))
+                .unwrap()
+                .mountpoint,
+            "/dev/shm"
+        );
+        assert_eq!(
+            mount_for(&mounts, Path::new("/var/log/syslog"))
+                .unwrap()
+                .mountpoint,
+            "/"
+        );
+        assert_eq!(
+            mount_for(&mounts, Path::new("/devices"))
+                .unwrap()
+                .mountpoint,
+            "/"
+        );
+    }
+}
