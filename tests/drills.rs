@@ -566,6 +566,13 @@ impl PidNamespace {
     }
 }
 
+impl Drop for PidNamespace {
+    fn drop(&mut self) {
+        // Killing the namespace's init kills everything in it; unshare then exits.
+        common::signal(self.init_pid, Signal::KILL);
+    }
+}
+
 struct Dockerd {
     daemon: Daemon,
     sock: PathBuf,

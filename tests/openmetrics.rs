@@ -24,9 +24,15 @@ for n in sorted(names):
 /// Parse `text` with Python's OpenMetrics parser; returns the family names.
 fn parse_with_python(text: &str) -> Option<Vec<String>> {
     let python = common::require("/usr/bin/python3")?;
-    let probe = Command::new(&python).args(["-c", "import prometheus_client"]).status().ok()?;
+    let probe = Command::new(&python)
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .ok()?;
     if !probe.success() {
-        assert!(!common::ci(), "python3-prometheus-client is required under CI");
+        assert!(
+            !common::ci(),
+            "python3-prometheus-client is required under CI"
+        );
         eprintln!("SKIP: python3-prometheus-client not installed");
         return None;
     }
@@ -37,17 +43,41 @@ fn parse_with_python(text: &str) -> Option<Vec<String>> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("python output");
-    assert!(out.status.success(), "OpenMetrics parser rejected the output: {}\n{text}", String::from_utf8_lossy(&out.stderr));
-    Some(String::from_utf8_lossy(&out.stdout).lines().skip(1).map(str::to_string).collect())
+    assert!(
+        out.status.success(),
+        "OpenMetrics parser rejected the output: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 #[test]
 fn golden_file_parses() {
-    let golden = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/filesystem/golden.txt")).expect("golden");
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/filesystem/golden.txt"
+    ))
+    .expect("golden");
     if let Some(names) = parse_with_python(&golden) {
-        assert!(names.iter().any(|n| n == "sentinel_filesystem_seconds_until_full"), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .any(|n| n == "sentinel_filesystem_seconds_until_full"),
+            "{names:?}"
+        );
     }
 }
 
@@ -61,17 +91,29 @@ fn live_scrape_with_every_collector_parses() {
         "--collector.logs.interval=1s",
     ]);
     // Every collector has finished a round (successful or not).
-    exporter.wait_for(std::time::Duration::from_secs(20), "a first round of every collector", |m| {
-        (m.find("sentinel_collector_duration_seconds", &[]).len() == 5
-            && m.find("sentinel_collector_success", &[]).len() == 5)
-            .then_some(())
-    });
+    exporter.wait_for(
+        std::time::Duration::from_secs(20),
+        "a first round of every collector",
+        |m| {
+            (m.find("sentinel_collector_duration_seconds", &[]).len() == 5
+                && m.find("sentinel_collector_success", &[]).len() == 5)
+                .then_some(())
+        },
+    );
     std::thread::sleep(std::time::Duration::from_secs(2));
     let (status, text) = common::http_get(exporter.port, "/metrics").expect("scrape");
     assert_eq!(status, 200);
     if let Some(names) = parse_with_python(&text) {
-        for want in ["sentinel_build_info", "sentinel_collector_success", "sentinel_series_dropped", "sentinel_filesystem_size_bytes"] {
-            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        for want in [
+            "sentinel_build_info",
+            "sentinel_collector_success",
+            "sentinel_series_dropped",
+            "sentinel_filesystem_size_bytes",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
         }
     }
 }
