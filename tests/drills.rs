@@ -24,12 +24,15 @@
 //! 3. the first seed's dependency trap on the systemd manager → SentinelUnitStranded
 //!    for the dependent; starting it → resolved;
 //! 4. a crash-looping unit with no start limit → SentinelUnitRestartLoop and
-//!    SentinelUnitRestartUnbounded; stopping and removing it → resolved;
+//!    SentinelUnitRestartUnbounded; stopping and removing it → resolved; then a
+//!    unit that fails once → SentinelUnitFailed; reset-failed → resolved;
 //! 5. a runaway log on a 256 MiB tmpfs that is already 60% used →
 //!    SentinelLogFileGrowthRunaway, SentinelLogsFillingDisk and
 //!    SentinelFilesystemFillingUp before the tmpfs is full; deleting the log → resolved;
 //! 6. zombies nobody reaps → SentinelZombiesAccumulating, then, with their
-//!    parent killed, SentinelInitNotReaping; init reaping → resolved.
+//!    parent killed, SentinelInitNotReaping; init reaping → resolved;
+//! 7. a statvfs on a stopped bindfs (FUSE) mount sits in D state →
+//!    SentinelProcessesStuckInDState; SIGCONT → resolved.
 //!
 //! Then every dashboard panel query must return data from this run, and every
 //! `sentinel_*` name used by rules and dashboards must be among the names the
@@ -132,6 +135,19 @@ fn must(program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `NODE_SENTINEL_DRILL_ONLY=docker hung,zombies` runs only those drills
+/// (and skips the dashboard and name checks, which need the full run).
+fn only() -> Option<Vec<String>> {
+    std::env::var("NODE_SENTINEL_DRILL_ONLY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(|d| d.trim().to_string()).collect())
+}
+
+fn selected(drill: &str) -> bool {
+    only().is_none_or(|o| o.iter().any(|d| d == drill))
 }
 
 fn strict() -> bool {
@@ -371,6 +387,9 @@ impl Report {
     /// Whether a drill needing `collector` can run; otherwise note the skip
     /// (or fail under NODE_SENTINEL_DRILLS).
     fn can_run(&mut self, drill: &str, collector: &str, landed: &BTreeSet<String>) -> bool {
+        if !selected(drill) {
+            return false;
+        }
         if landed.contains(collector) {
             eprintln!("DRILL: {drill}");
             return true;
@@ -519,6 +538,20 @@ for _ in range(int(sys.argv[1])):
         os._exit(0)
 while True:
     time.sleep(3600)
+"#;
+
+/// statvfs on argv[1], with a SIGUSR1 handler so a signal moves the FUSE
+/// wait from interruptible to uninterruptible.
+const D_STATE: &str = r#"
+import os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *_: None)
+open('/proc/self/comm', 'w').write('drill-dstate')
+while True:
+    try:
+        os.statvfs(sys.argv[1])
+        break
+    except InterruptedError:
+        pass
 "#;
 
 impl PidNamespace {
@@ -848,39 +881,41 @@ fn incident_drills() {
     );
 
     // Drill 1: the exporter stops answering.
-    eprintln!("DRILL: exporter down");
-    let t0 = Instant::now();
-    common::signal(spare.pid(), Signal::STOP);
-    let fired = hook.wait(
-        t0,
-        "firing",
-        "SentinelExporterDown",
-        &[
-            ("instance", &spare_i),
-            ("job", JOB),
-            ("severity", "critical"),
-        ],
-        Duration::from_secs(60),
-    );
-    report.took(
-        "exporter down: SIGSTOP -> SentinelExporterDown at webhook",
-        t0,
-        fired.at,
-    );
-    let t1 = Instant::now();
-    common::signal(spare.pid(), Signal::CONT);
-    let resolved = hook.wait(
-        t1,
-        "resolved",
-        "SentinelExporterDown",
-        &[("instance", &spare_i)],
-        Duration::from_secs(60),
-    );
-    report.took(
-        "exporter down: SIGCONT -> resolved at webhook",
-        t1,
-        resolved.at,
-    );
+    if selected("exporter down") {
+        eprintln!("DRILL: exporter down");
+        let t0 = Instant::now();
+        common::signal(spare.pid(), Signal::STOP);
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelExporterDown",
+            &[
+                ("instance", &spare_i),
+                ("job", JOB),
+                ("severity", "critical"),
+            ],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "exporter down: SIGSTOP -> SentinelExporterDown at webhook",
+            t0,
+            fired.at,
+        );
+        let t1 = Instant::now();
+        common::signal(spare.pid(), Signal::CONT);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelExporterDown",
+            &[("instance", &spare_i)],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "exporter down: SIGCONT -> resolved at webhook",
+            t1,
+            resolved.at,
+        );
+    }
 
     // Drill 2: Docker hung.
     if report.can_run("docker hung", "docker", &landed) {
@@ -1056,6 +1091,45 @@ fn incident_drills() {
             "restart loop: unit stopped and removed -> unbounded resolved",
             t1,
             r2.at,
+        );
+
+        // A unit that fails once and stays failed.
+        systemd.write_unit("drill-broken.service", "[Service]\nExecStart=/bin/false\n");
+        systemd.ctl(&["daemon-reload"]);
+        let t0 = Instant::now();
+        let _ = systemd.ctl_output(&["start", "drill-broken.service"]);
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelUnitFailed",
+            &[
+                ("instance", &main_i),
+                ("unit", "drill-broken.service"),
+                ("result", "exit-code"),
+                ("severity", "warning"),
+            ],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "unit failed: start -> SentinelUnitFailed at webhook",
+            t0,
+            fired.at,
+        );
+        let t1 = Instant::now();
+        let _ = systemd.ctl_output(&["reset-failed", "drill-broken.service"]);
+        systemd.remove_unit("drill-broken.service");
+        systemd.ctl(&["daemon-reload"]);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelUnitFailed",
+            &[("unit", "drill-broken.service")],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "unit failed: reset-failed -> resolved at webhook",
+            t1,
+            resolved.at,
         );
     }
 
@@ -1243,6 +1317,99 @@ fn incident_drills() {
         drop(maker);
     }
 
+    // Drill 7: a process stuck in D state on a hung FUSE mount (RECIPES.md).
+    let mut d_state_ran = false;
+    if report.can_run("D state", "processes", &landed) && common::require("bindfs").is_some() {
+        let (src, mnt) = (dir.join("fuse-src"), dir.join("fuse-mnt"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&mnt).unwrap();
+        let bindfs = Daemon::spawn(
+            "bindfs",
+            Command::new("bindfs").arg("-f").arg(&src).arg(&mnt),
+            &dir.join("bindfs.log"),
+        );
+        let mnt_s = mnt.display().to_string();
+        common::wait_until(Duration::from_secs(10), "bindfs mount", || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .ok()?
+                .contains(&format!(" {mnt_s} "))
+                .then_some(())
+        });
+        let bindfs_pid = bindfs.pid();
+        let mnt_u = mnt_s.clone();
+        let _unmount = OnDrop(move || {
+            common::signal(bindfs_pid, Signal::CONT);
+            let _ = sh("fusermount3", &["-u", &mnt_u]);
+        });
+        let init = ns.init_pid.to_string();
+        let t0 = Instant::now();
+        common::signal(bindfs_pid, Signal::STOP);
+        let stuck = Daemon::spawn(
+            "statvfs on the hung mount",
+            Command::new("nsenter").args(["-t", &init, "-p", "python3", "-c", D_STATE, &mnt_s]),
+            &dir.join("dstate.log"),
+        );
+        // FUSE waits interruptibly first; once a signal arrives it waits
+        // uninterruptibly (D) for the stopped daemon.
+        let children = format!("/proc/{0}/task/{0}/children", stuck.pid());
+        common::wait_until(Duration::from_secs(20), "a process in D state", || {
+            let pid: u32 = std::fs::read_to_string(&children)
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The comm is set after the handler: a signal before it would kill.
+            if !stat.contains("(drill-dstate)") {
+                return None;
+            }
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            if state == 'D' {
+                return Some(());
+            }
+            common::signal(pid, Signal::USR1);
+            std::thread::sleep(Duration::from_millis(200));
+            None
+        });
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelProcessesStuckInDState",
+            &[
+                ("instance", &procs_i),
+                ("comm", "drill-dstate"),
+                ("severity", "warning"),
+            ],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "D state: statvfs on a stopped FUSE mount -> SentinelProcessesStuckInDState at webhook",
+            t0,
+            fired.at,
+        );
+        let t1 = Instant::now();
+        common::signal(bindfs_pid, Signal::CONT);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelProcessesStuckInDState",
+            &[("instance", &procs_i), ("comm", "drill-dstate")],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "D state: FUSE daemon resumed -> resolved at webhook",
+            t1,
+            resolved.at,
+        );
+        drop(stuck);
+        d_state_ran = true;
+    }
+
+    if only().is_some() {
+        eprintln!("NODE_SENTINEL_DRILL_ONLY is set: dashboard and metric-name checks skipped");
+        return;
+    }
     // Every dashboard query returns data from this run, for every collector
     // that served metrics.
     let end = unix_now();
@@ -1280,12 +1447,13 @@ fn incident_drills() {
             }
         }
     }
-    // No drill puts a process into D state, and docker probes fail only past
-    // the 30s timeout: these series may legitimately never exist in this run.
-    let may_be_empty = [
-        "sentinel_processes_uninterruptible",
-        "sentinel_docker_probe_failures_total",
-    ];
+    // Only the D-state drill makes sentinel_processes_uninterruptible exist
+    // (it needs bindfs); everything else must have shown up.
+    let may_be_empty: Vec<&str> = if d_state_ran {
+        vec![]
+    } else {
+        vec!["sentinel_processes_uninterruptible"]
+    };
     let (allowed, bad): (Vec<_>, Vec<_>) = empty
         .into_iter()
         .partition(|q| may_be_empty.iter().any(|m| q.contains(m)));
