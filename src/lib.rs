@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod mounts;
 pub mod statfs;
 pub mod trend;
+pub mod web_config;

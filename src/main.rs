@@ -1,7 +1,8 @@
 //! Start-up: flags → logging → collectors → HTTP server, and a clean exit.
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT, 2 for bad flags (clap prints the flag
-//! and the problem), 1 for anything else fatal (e.g. the port is taken).
+//! and the problem) or a bad `--web.config.file` (checked before anything
+//! starts), 1 for anything else fatal (e.g. the port is taken).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -10,11 +11,20 @@ use std::time::Duration;
 use clap::Parser;
 use node_sentinel::collector::Scheduler;
 use node_sentinel::config::{Cli, LogFormat};
+use node_sentinel::web_config::WebConfig;
 use node_sentinel::{collectors, http};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    let web = match cli.web.config_file.as_deref().map(WebConfig::load) {
+        None => WebConfig::default(),
+        Some(Ok(web)) => web,
+        Some(Err(e)) => {
+            eprintln!("node-sentinel: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("sentinel")
@@ -27,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(run(cli, web));
     // A blocking task stuck in the kernel (a hung mount) must not hold up exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
@@ -68,16 +78,23 @@ fn listen_error(addr: SocketAddr, e: std::io::Error) -> String {
     format!("cannot listen on {addr} (--web.listen-address): {e}")
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli, web: WebConfig) -> Result<(), String> {
     let listener = bind(cli.web.listen_address).await?;
     let mut scheduler = Scheduler::new();
     collectors::start(&cli, &mut scheduler);
     let store = scheduler.store();
     let app = http::router(http::AppState::new(store, &cli.web.telemetry_path));
+    let app = http::with_web_config(app, &web);
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(address = %local, path = %cli.web.telemetry_path, version = node_sentinel::build_info::VERSION, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    tracing::info!(
+        address = %local,
+        path = %cli.web.telemetry_path,
+        tls = web.tls.is_some(),
+        basic_auth = web.basic_auth.is_some(),
+        version = node_sentinel::build_info::VERSION,
+        "listening"
+    );
+    http::serve(listener, app, web.tls.clone(), shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("shut down");

@@ -49,22 +49,29 @@ pub enum Value {
     Histogram(HistogramValue),
 }
 
-/// A classic histogram: cumulative bucket counts by upper bound (the +Inf bucket is implied by `count`).
+/// A classic histogram (native-only histograms make the text encoder fail).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramValue {
     pub sum: f64,
     pub count: u64,
-    /// (upper bound, cumulative count), ascending.
+    /// (upper bound, observations in this bucket alone), ascending, ending
+    /// with +Inf; the encoder makes the counts cumulative.
     pub buckets: Vec<(f64, u64)>,
 }
 
 impl HistogramValue {
-    /// An empty histogram with the given upper bounds.
+    /// An empty histogram with the given finite upper bounds (+Inf is added).
     pub fn new(bounds: &[f64]) -> Self {
+        let mut buckets: Vec<(f64, u64)> = bounds
+            .iter()
+            .filter(|b| b.is_finite())
+            .map(|b| (*b, 0))
+            .collect();
+        buckets.push((f64::INFINITY, 0));
         HistogramValue {
             sum: 0.0,
             count: 0,
-            buckets: bounds.iter().map(|b| (*b, 0)).collect(),
+            buckets,
         }
     }
 
@@ -72,10 +79,8 @@ impl HistogramValue {
     pub fn observe(&mut self, v: f64) {
         self.sum += v;
         self.count += 1;
-        for (bound, n) in &mut self.buckets {
-            if v <= *bound {
-                *n += 1;
-            }
+        if let Some((_, n)) = self.buckets.iter_mut().find(|(bound, _)| v <= *bound) {
+            *n += 1;
         }
     }
 }
@@ -277,6 +282,7 @@ mod tests {
         let mut v = HistogramValue::new(&[0.1, 1.0]);
         v.observe(0.05);
         v.observe(0.5);
+        v.observe(7.0);
         h.push_histogram(vec![("operation", "ping".into())], v);
         let mut g = Family::gauge("sentinel_x_until_full_seconds", "TTF.");
         g.push(vec![], f64::INFINITY);
@@ -285,20 +291,15 @@ mod tests {
             text.contains("sentinel_x_failures_total{reason=\"timeout\"} 3"),
             "{text}"
         );
-        assert!(
-            text.contains("sentinel_x_seconds_bucket{le=\"0.1\",operation=\"ping\"} 1")
-                || text.contains("sentinel_x_seconds_bucket{operation=\"ping\",le=\"0.1\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("sentinel_x_seconds_count{operation=\"ping\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("sentinel_x_until_full_seconds inf")
-                || text.contains("sentinel_x_until_full_seconds +Inf"),
-            "{text}"
-        );
+        for line in [
+            "sentinel_x_seconds_bucket{le=\"0.1\",operation=\"ping\"} 1\n",
+            "sentinel_x_seconds_bucket{le=\"1.0\",operation=\"ping\"} 2\n",
+            "sentinel_x_seconds_bucket{le=\"+Inf\",operation=\"ping\"} 3\n",
+            "sentinel_x_seconds_count{operation=\"ping\"} 3\n",
+            "sentinel_x_until_full_seconds +Inf\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(text.ends_with("# EOF\n"));
     }
 

@@ -90,13 +90,14 @@ fn live_scrape_with_every_collector_parses() {
         "--collector.processes.interval=1s",
         "--collector.logs.interval=1s",
     ]);
-    // Every collector has finished a round (successful or not).
+    // Every collector has finished a successful round.
     exporter.wait_for(
         std::time::Duration::from_secs(20),
-        "a first round of every collector",
+        "a successful round of every collector",
         |m| {
-            (m.find("sentinel_collector_duration_seconds", &[]).len() == 5
-                && m.find("sentinel_collector_success", &[]).len() == 5)
+            (m.find("sentinel_collector_last_success_timestamp_seconds", &[])
+                .len()
+                == 5)
                 .then_some(())
         },
     );
@@ -112,7 +113,8 @@ fn live_scrape_with_every_collector_parses() {
         ] {
             assert!(
                 names.iter().any(|n| n == want),
-                "{want} missing from {names:?}"
+                "{want} missing from {names:?}\nexporter log:\n{}",
+                exporter.logs()
             );
         }
     }

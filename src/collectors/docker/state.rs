@@ -1,0 +1,599 @@
+//! The collector's shared state: what the probe tasks write when they finish
+//! and what `collect` reads. Pure logic only (no I/O), so it is table-tested.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::metrics::HistogramValue;
+
+/// The probed API operations, in label order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Ping,
+    Version,
+    Info,
+    Containers,
+    Inspect,
+}
+
+impl Op {
+    pub const ALL: [Op; 5] = [Op::Ping, Op::Version, Op::Info, Op::Containers, Op::Inspect];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::Ping => "ping",
+            Op::Version => "version",
+            Op::Info => "info",
+            Op::Containers => "containers",
+            Op::Inspect => "inspect",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a probe failed: a fixed set, never error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No answer within `--collector.docker.timeout` (or bollard's own header timeout).
+    Timeout,
+    /// The socket is missing, refuses, or may not be opened (permission).
+    Connect,
+    /// The daemon answered with a non-success HTTP status.
+    HttpStatus,
+    /// The connection broke: closed early, reset, incomplete message.
+    Io,
+    /// The answer was not HTTP or not the JSON we expect.
+    Decode,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::Timeout,
+        Reason::Connect,
+        Reason::HttpStatus,
+        Reason::Io,
+        Reason::Decode,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Connect => "connect",
+            Reason::HttpStatus => "http_status",
+            Reason::Io => "io",
+            Reason::Decode => "decode",
+        }
+    }
+
+    /// Whether the daemon sent something back, so the latency is worth recording.
+    fn answered(self) -> bool {
+        matches!(self, Reason::HttpStatus | Reason::Decode)
+    }
+}
+
+/// Container states reported by `sentinel_docker_containers`, always all six.
+pub const STATES: [&str; 6] = [
+    "running",
+    "paused",
+    "restarting",
+    "exited",
+    "created",
+    "dead",
+];
+
+/// Latency buckets: a healthy local daemon answers in a few ms; 30 s is the default timeout.
+pub const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Health of a container that has a health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub const ALL: [Health; 3] = [Health::Starting, Health::Healthy, Health::Unhealthy];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One container as the list probe saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// Index into [`STATES`]; None for states outside the six (removing, stopping).
+    pub state: Option<usize>,
+}
+
+/// What inspect told us about one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detail {
+    pub restart_count: i64,
+    pub health: Option<Health>,
+}
+
+/// A successful probe's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Ping,
+    Version {
+        version: Option<String>,
+        api_version: Option<String>,
+    },
+    Info {
+        storage_driver: Option<String>,
+    },
+    Containers(Vec<Listed>),
+    Inspect {
+        name: String,
+        detail: Detail,
+    },
+}
+
+/// The daemon process behind the socket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Identity {
+    pub pid: u32,
+    /// Start time in clock ticks since boot, as in /proc/PID/stat: exact, unlike the unix time.
+    pub start_ticks: u64,
+    /// Unix start time (boot time + ticks / ticks per second).
+    pub start_unix: f64,
+}
+
+/// What the latest plain connect to the daemon's address found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Socket {
+    /// Not checked yet.
+    Unknown,
+    /// Something listens: connected, or the connect is queued behind a full backlog.
+    Accepting,
+    /// Nothing to connect to (missing, refused, not a socket, no permission).
+    Down,
+}
+
+/// Per-operation bookkeeping.
+#[derive(Debug, Clone)]
+pub struct OpState {
+    /// Start of the outstanding probe, if any (single-flight: at most one).
+    pub in_flight: Option<Instant>,
+    /// Start of the first probe in the current run of timeouts: a hang longer
+    /// than the timeout spans several abandoned probes.
+    pub unanswered_since: Option<Instant>,
+    pub last_success_unix: Option<f64>,
+    /// Whether the latest finished probe succeeded.
+    pub last_ok: bool,
+    pub failures: [u64; 5],
+    pub duration: HistogramValue,
+}
+
+impl Default for OpState {
+    fn default() -> Self {
+        OpState {
+            in_flight: None,
+            unanswered_since: None,
+            last_success_unix: None,
+            last_ok: false,
+            failures: [0; 5],
+            duration: HistogramValue::new(&BUCKETS),
+        }
+    }
+}
+
+impl OpState {
+    /// How long this operation has gone without an answer at `now` (zero if answered).
+    pub fn unanswered_for(&self, now: Instant) -> Duration {
+        let since = match (self.unanswered_since, self.in_flight) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return Duration::ZERO,
+            },
+        };
+        now.saturating_duration_since(since)
+    }
+
+    /// Age of the outstanding probe (zero when none).
+    pub fn in_flight_for(&self, now: Instant) -> Duration {
+        self.in_flight
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// Everything the collector knows, shared between probe tasks and `collect`.
+#[derive(Debug)]
+pub struct State {
+    pub ops: [OpState; 5],
+    pub socket: Socket,
+    pub socket_check_in_flight: bool,
+    /// The latest plain connect's result, for the failure log.
+    pub last_check: Option<super::daemon::Check>,
+    /// Generation of the client whose API version was negotiated.
+    pub negotiated: u64,
+    pub identity: Option<Identity>,
+    pub restarts: u64,
+    /// Set when the daemon changed: the client is rebuilt and the API version negotiated again.
+    pub renegotiate: bool,
+    pub version: Option<String>,
+    pub api_version: Option<String>,
+    pub storage_driver: Option<String>,
+    pub counts: [u64; 6],
+    /// Running or restarting containers that get per-container series, sorted, at most the cap.
+    pub tracked: Vec<String>,
+    /// Containers left out by the cap in the latest list.
+    pub untracked: u64,
+    pub details: BTreeMap<String, Detail>,
+    /// The name inspected last, for round-robin.
+    pub cursor: Option<String>,
+    cap: usize,
+}
+
+impl State {
+    pub fn new(cap: usize) -> Self {
+        State {
+            ops: Default::default(),
+            socket: Socket::Unknown,
+            socket_check_in_flight: false,
+            last_check: None,
+            negotiated: 0,
+            identity: None,
+            restarts: 0,
+            renegotiate: false,
+            version: None,
+            api_version: None,
+            storage_driver: None,
+            counts: [0; 6],
+            tracked: Vec::new(),
+            untracked: 0,
+            details: BTreeMap::new(),
+            cursor: None,
+            cap,
+        }
+    }
+
+    pub fn op(&self, op: Op) -> &OpState {
+        &self.ops[op.index()]
+    }
+
+    fn op_mut(&mut self, op: Op) -> &mut OpState {
+        &mut self.ops[op.index()]
+    }
+
+    /// Mark a probe as started; false if one is already outstanding (single-flight).
+    pub fn begin(&mut self, op: Op, now: Instant) -> bool {
+        let s = self.op_mut(op);
+        if s.in_flight.is_some() {
+            return false;
+        }
+        s.in_flight = Some(now);
+        true
+    }
+
+    /// Record a finished probe: `elapsed` is the measured request time.
+    pub fn finish(
+        &mut self,
+        op: Op,
+        result: Result<Answer, Reason>,
+        elapsed: Duration,
+        unix_now: f64,
+    ) {
+        let s = self.op_mut(op);
+        let started = s.in_flight.take();
+        match &result {
+            Ok(_) => {
+                s.unanswered_since = None;
+                s.last_ok = true;
+                s.last_success_unix = Some(unix_now);
+                s.duration.observe(elapsed.as_secs_f64());
+            }
+            Err(reason) => {
+                s.last_ok = false;
+                s.failures[*reason as usize] += 1;
+                if *reason == Reason::Timeout {
+                    s.unanswered_since = s.unanswered_since.or(started);
+                } else {
+                    s.unanswered_since = None;
+                }
+                if reason.answered() {
+                    s.duration.observe(elapsed.as_secs_f64());
+                }
+            }
+        }
+        if let Ok(answer) = result {
+            self.apply(answer);
+        }
+    }
+
+    fn apply(&mut self, answer: Answer) {
+        match answer {
+            Answer::Ping => {}
+            Answer::Version {
+                version,
+                api_version,
+            } => {
+                self.version = version;
+                self.api_version = api_version;
+            }
+            Answer::Info { storage_driver } => self.storage_driver = storage_driver,
+            Answer::Containers(list) => self.apply_list(&list),
+            Answer::Inspect { name, detail } => {
+                // A container may have gone from the list since the probe began.
+                if self.tracked.binary_search(&name).is_ok() {
+                    self.details.insert(name, detail);
+                }
+            }
+        }
+    }
+
+    fn apply_list(&mut self, list: &[Listed]) {
+        self.counts = [0; 6];
+        let mut candidates = Vec::new();
+        for c in list {
+            if let Some(i) = c.state {
+                self.counts[i] += 1;
+                if STATES[i] == "running" || STATES[i] == "restarting" {
+                    candidates.push(c.name.clone());
+                }
+            }
+        }
+        candidates.sort();
+        candidates.dedup();
+        // The cap keeps the alphabetically first names, so the chosen set is stable between rounds.
+        self.untracked = candidates.len().saturating_sub(self.cap) as u64;
+        candidates.truncate(self.cap);
+        self.details
+            .retain(|name, _| candidates.binary_search(name).is_ok());
+        self.tracked = candidates;
+    }
+
+    /// The next container to inspect, round-robin by name; None when none runs.
+    pub fn next_inspect(&mut self) -> Option<String> {
+        let next = match &self.cursor {
+            Some(last) => self
+                .tracked
+                .iter()
+                .find(|n| n.as_str() > last.as_str())
+                .or_else(|| self.tracked.first()),
+            None => self.tracked.first(),
+        }
+        .cloned();
+        if next.is_some() {
+            self.cursor.clone_from(&next);
+        }
+        next
+    }
+
+    /// Record the daemon behind the socket; counts a restart when PID or start time changed.
+    pub fn observe_identity(&mut self, id: Identity) {
+        if let Some(prev) = self.identity
+            && (prev.pid != id.pid || prev.start_ticks != id.start_ticks)
+        {
+            self.restarts += 1;
+            self.renegotiate = true;
+        }
+        self.identity = Some(id);
+    }
+
+    /// Hung: something accepts connections but a probe has gone unanswered for the threshold.
+    pub fn hung(&self, now: Instant, threshold: Duration) -> bool {
+        self.socket == Socket::Accepting
+            && self.ops.iter().any(|s| s.unanswered_for(now) >= threshold)
+    }
+
+    /// Up: the latest ping answered OK and no ping has been waiting for the hang threshold.
+    pub fn up(&self, now: Instant, threshold: Duration) -> bool {
+        let ping = self.op(Op::Ping);
+        ping.last_ok && ping.unanswered_for(now) < threshold
+    }
+}
+
+/// The series name of a container: its first name without the leading slash.
+/// Docker lists legacy link aliases (`/web/db`) as extra names; skip those.
+pub fn container_name(names: &[String]) -> Option<String> {
+    let plain = names
+        .iter()
+        .find(|n| !n.trim_start_matches('/').contains('/'))
+        .or_else(|| names.first())?;
+    let name = plain.trim_start_matches('/');
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// Index of a container state in [`STATES`].
+pub fn state_index(state: &str) -> Option<usize> {
+    STATES.iter().position(|s| *s == state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(name: &str, state: &str) -> Listed {
+        Listed {
+            name: name.into(),
+            state: state_index(state),
+        }
+    }
+
+    #[test]
+    fn list_counts_all_states_and_caps_tracked_names() {
+        let mut s = State::new(2);
+        s.details.insert(
+            "gone".into(),
+            Detail {
+                restart_count: 1,
+                health: None,
+            },
+        );
+        s.finish(
+            Op::Containers,
+            Ok(Answer::Containers(vec![
+                listed("c", "running"),
+                listed("a", "running"),
+                listed("b", "restarting"),
+                listed("d", "exited"),
+                listed("e", "dead"),
+                listed("f", "removing"),
+            ])),
+            Duration::from_millis(3),
+            100.0,
+        );
+        assert_eq!(s.counts, [2, 0, 1, 1, 0, 1]);
+        assert_eq!(s.tracked, vec!["a", "b"]);
+        assert_eq!(s.untracked, 1);
+        assert!(
+            s.details.is_empty(),
+            "details of vanished containers are pruned"
+        );
+        assert_eq!(s.op(Op::Containers).last_success_unix, Some(100.0));
+        assert_eq!(s.op(Op::Containers).duration.count, 1);
+    }
+
+    #[test]
+    fn inspect_round_robin_wraps_and_survives_removal() {
+        let mut s = State::new(10);
+        assert_eq!(s.next_inspect(), None);
+        s.tracked = vec!["a".into(), "b".into(), "c".into()];
+        let order: Vec<_> = (0..4).filter_map(|_| s.next_inspect()).collect();
+        assert_eq!(order, vec!["a", "b", "c", "a"]);
+        // "b" (next after the cursor "a") is gone: continue with the next name after it.
+        s.tracked = vec!["c".into(), "d".into()];
+        assert_eq!(s.next_inspect().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn single_flight_and_hang_across_abandoned_probes() {
+        let t0 = Instant::now();
+        let mut s = State::new(10);
+        s.socket = Socket::Accepting;
+        let threshold = Duration::from_secs(10);
+        assert!(s.begin(Op::Containers, t0));
+        assert!(
+            !s.begin(Op::Containers, t0),
+            "a second probe must not start"
+        );
+        assert!(!s.hung(t0 + Duration::from_secs(9), threshold));
+        assert!(s.hung(t0 + Duration::from_secs(10), threshold));
+        // Abandoned after a timeout shorter than the threshold: the hang keeps its start.
+        s.finish(Op::Containers, Err(Reason::Timeout), Duration::ZERO, 0.0);
+        assert!(s.begin(Op::Containers, t0 + Duration::from_secs(6)));
+        assert_eq!(
+            s.op(Op::Containers)
+                .in_flight_for(t0 + Duration::from_secs(8)),
+            Duration::from_secs(2)
+        );
+        assert!(s.hung(t0 + Duration::from_secs(11), threshold));
+        // Down is never hung.
+        s.socket = Socket::Down;
+        assert!(!s.hung(t0 + Duration::from_secs(11), threshold));
+        s.socket = Socket::Accepting;
+        // Any answer ends the hang.
+        s.finish(Op::Containers, Ok(Answer::Ping), Duration::ZERO, 0.0);
+        assert!(!s.hung(t0 + Duration::from_secs(12), threshold));
+        assert_eq!(s.op(Op::Containers).failures[Reason::Timeout as usize], 1);
+    }
+
+    #[test]
+    fn non_timeout_failures_are_not_hangs_but_count() {
+        let t0 = Instant::now();
+        let mut s = State::new(10);
+        s.socket = Socket::Accepting;
+        for reason in [
+            Reason::Connect,
+            Reason::Io,
+            Reason::Decode,
+            Reason::HttpStatus,
+        ] {
+            assert!(s.begin(Op::Ping, t0));
+            s.finish(Op::Ping, Err(reason), Duration::from_millis(1), 0.0);
+        }
+        assert!(!s.hung(t0 + Duration::from_secs(100), Duration::from_secs(1)));
+        assert!(!s.up(t0, Duration::from_secs(1)));
+        assert_eq!(s.op(Op::Ping).failures, [0, 1, 1, 1, 1]);
+        // Only answered failures have a latency.
+        assert_eq!(s.op(Op::Ping).duration.count, 2);
+    }
+
+    #[test]
+    fn up_needs_an_ok_ping_and_no_long_wait() {
+        let t0 = Instant::now();
+        let th = Duration::from_secs(3);
+        let mut s = State::new(10);
+        assert!(!s.up(t0, th));
+        s.begin(Op::Ping, t0);
+        s.finish(Op::Ping, Ok(Answer::Ping), Duration::ZERO, 1.0);
+        assert!(s.up(t0, th));
+        s.begin(Op::Ping, t0);
+        assert!(s.up(t0 + Duration::from_secs(2), th));
+        assert!(!s.up(t0 + Duration::from_secs(3), th));
+    }
+
+    #[test]
+    fn restarts_count_pid_or_start_time_changes_only() {
+        let id = |pid, ticks| Identity {
+            pid,
+            start_ticks: ticks,
+            start_unix: 0.0,
+        };
+        let mut s = State::new(10);
+        s.observe_identity(id(10, 500));
+        s.observe_identity(id(10, 500));
+        assert_eq!(s.restarts, 0);
+        assert!(!s.renegotiate);
+        s.observe_identity(id(11, 900));
+        // PID reuse with a new start time is a restart too.
+        s.observe_identity(id(11, 950));
+        assert_eq!(s.restarts, 2);
+        assert!(s.renegotiate);
+    }
+
+    #[test]
+    fn inspect_of_an_untracked_name_is_ignored() {
+        let mut s = State::new(1);
+        s.tracked = vec!["a".into()];
+        let detail = Detail {
+            restart_count: 3,
+            health: Some(Health::Unhealthy),
+        };
+        for name in ["a", "zz"] {
+            s.begin(Op::Inspect, Instant::now());
+            s.finish(
+                Op::Inspect,
+                Ok(Answer::Inspect {
+                    name: name.into(),
+                    detail,
+                }),
+                Duration::ZERO,
+                0.0,
+            );
+        }
+        assert_eq!(s.details.len(), 1);
+        assert_eq!(s.details.get("a"), Some(&detail));
+    }
+
+    #[test]
+    fn container_names() {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(container_name(&v(&["/web"])).as_deref(), Some("web"));
+        assert_eq!(
+            container_name(&v(&["/web/db", "/db"])).as_deref(),
+            Some("db")
+        );
+        assert_eq!(container_name(&v(&["/a/b"])).as_deref(), Some("a/b"));
+        assert_eq!(container_name(&v(&[])), None);
+        assert_eq!(container_name(&v(&["/"])), None);
+        assert_eq!(state_index("dead"), Some(5));
+        assert_eq!(state_index("removing"), None);
+    }
+}

@@ -1,0 +1,623 @@
+//! The pure part of the systemd collector: unit model, findings and their
+//! rules, restart-loop bookkeeping, and metric families. No D-Bus here, so
+//! every rule is table-tested below.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::metrics::{self, Family, Labels};
+
+/// The five states of the contract, in output order.
+pub const STATES: [&str; 5] = ["active", "activating", "deactivating", "inactive", "failed"];
+
+/// Series emitted per unit (state ×5, activations, loop, unbounded, stranded,
+/// failed, start_limit_hit) plus restarts for services: used to count what a cap cut.
+pub fn series_per_unit(name: &str) -> u64 {
+    if is_service(name) { 12 } else { 11 }
+}
+
+/// Whether the unit is a service (has the Service interface: NRestarts, Restart, Result).
+pub fn is_service(name: &str) -> bool {
+    name.ends_with(".service")
+}
+
+/// The contract state a systemd ActiveState counts as. `reloading` and
+/// `refreshing` are running units; `maintenance` (newer systemd, units being
+/// cleaned) is not running. Unknown states map to none.
+pub fn contract_state(active_state: &str) -> Option<&'static str> {
+    match active_state {
+        "active" | "reloading" | "refreshing" => Some("active"),
+        "activating" => Some("activating"),
+        "deactivating" => Some("deactivating"),
+        "inactive" | "maintenance" => Some("inactive"),
+        "failed" => Some("failed"),
+        _ => None,
+    }
+}
+
+/// The D-Bus interface carrying a unit type's own properties (`Result`, ...).
+/// Types without a Result (target, device, slice) give None.
+pub fn type_interface(name: &str) -> Option<&'static str> {
+    let suffix = name.rsplit_once('.').map(|(_, s)| s)?;
+    Some(match suffix {
+        "service" => "org.freedesktop.systemd1.Service",
+        "socket" => "org.freedesktop.systemd1.Socket",
+        "mount" => "org.freedesktop.systemd1.Mount",
+        "automount" => "org.freedesktop.systemd1.Automount",
+        "swap" => "org.freedesktop.systemd1.Swap",
+        "timer" => "org.freedesktop.systemd1.Timer",
+        "path" => "org.freedesktop.systemd1.Path",
+        "scope" => "org.freedesktop.systemd1.Scope",
+        _ => return None,
+    })
+}
+
+/// Decode the unit name from a unit object path
+/// (`/org/freedesktop/systemd1/unit/foo_2dbar_2eservice` → `foo-bar.service`).
+/// systemd escapes every byte outside `[A-Za-z0-9]` as `_XX`.
+pub fn unit_name_from_path(path: &str) -> Option<String> {
+    let escaped = path.strip_prefix("/org/freedesktop/systemd1/unit/")?;
+    if escaped.is_empty() || escaped.contains('/') {
+        return None;
+    }
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' {
+            let hex = escaped.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Properties that only change on daemon-reload: read when a unit is first
+/// seen and again after the manager's `Reloading` signal, not every round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StaticProps {
+    /// Restart= (services only; None for other unit types).
+    pub restart: Option<String>,
+    /// RestartUSec: the delay before an automatic restart.
+    pub restart_usec: u64,
+    pub start_limit_interval_usec: u64,
+    pub start_limit_burst: u32,
+    /// Requires= and BindsTo= together: the dependencies whose stop or restart stops this unit.
+    pub hard_deps: Vec<String>,
+}
+
+impl StaticProps {
+    /// Whether systemd restarts this unit by itself under some exit condition.
+    pub fn restarts(&self) -> bool {
+        matches!(&self.restart, Some(r) if r != "no")
+    }
+
+    /// `restart_unbounded`: Restart= is not `no` and no start limit applies,
+    /// so systemd restarts it forever.
+    pub fn restart_unbounded(&self) -> bool {
+        self.restarts() && (self.start_limit_interval_usec == 0 || self.start_limit_burst == 0)
+    }
+}
+
+/// Whether a `Restart=` policy restarts a unit that stopped with `result`
+/// (systemd.service(5), table "Exit causes and the effect of the Restart= settings").
+pub fn policy_restarts_on(restart: &str, result: &str) -> bool {
+    let unclean_signal = matches!(result, "signal" | "core-dump");
+    match restart {
+        "always" => true,
+        "on-success" => result == "success",
+        "on-failure" => result != "success",
+        "on-abnormal" => unclean_signal || matches!(result, "timeout" | "watchdog"),
+        "on-abort" => unclean_signal,
+        "on-watchdog" => result == "watchdog",
+        _ => false,
+    }
+}
+
+/// `start_limit_hit`: the unit is failed and systemd will not restart it
+/// although its Restart= policy covers the way it failed — which in practice
+/// means the start limit stopped the restarts. systemd 252 leaves
+/// `Result=exit-code` there instead of `start-limit-hit`, so the Result alone
+/// cannot tell. Limits: RestartPreventExitStatus= and a stop job that itself
+/// failed also end here.
+pub fn start_limit_hit(
+    active_state: &str,
+    result: Option<&str>,
+    restart: Option<&str>,
+    job_pending: bool,
+) -> bool {
+    if active_state != "failed" || job_pending {
+        return false;
+    }
+    match (result, restart) {
+        (Some("start-limit-hit"), _) => true,
+        (Some(result), Some(restart)) => policy_restarts_on(restart, result),
+        _ => false,
+    }
+}
+
+/// What the stranded rule needs of one dependency, timestamps on CLOCK_MONOTONIC in µs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DepTimes {
+    pub active: bool,
+    pub active_enter_usec: u64,
+    pub active_exit_usec: u64,
+    /// The dependency's RestartUSec (0 for non-services): its automatic restart,
+    /// which is what stops the dependents, comes that long after it died.
+    pub restart_usec: u64,
+}
+
+/// How far apart "the dependency went down" and "the unit went down" may be
+/// and still count as one event. Stopping the unit (ordered before the
+/// dependency's stop by After=) can take a moment on a busy machine.
+pub const STRANDED_TOLERANCE_USEC: u64 = 5_000_000;
+
+/// The stranded rule, for a unit that is inactive or failed with no job
+/// pending, and one of its Requires=/BindsTo= dependencies:
+/// - the dependency is active again, and became so after the unit went down;
+/// - the unit went down while the dependency was going down: no earlier than
+///   the dependency left `active` (minus the tolerance) and no later than its
+///   automatic restart (RestartUSec after leaving active, plus the tolerance).
+///   A dependency that never left active (ActiveExitTimestamp 0) strands nothing.
+pub fn stranded_by(unit_inactive_enter_usec: u64, dep: &DepTimes) -> bool {
+    let t = unit_inactive_enter_usec;
+    if !dep.active || dep.active_exit_usec == 0 || t == 0 {
+        return false;
+    }
+    let came_back_after = dep.active_enter_usec > t;
+    let earliest = dep.active_exit_usec.saturating_sub(STRANDED_TOLERANCE_USEC);
+    let latest = dep
+        .active_exit_usec
+        .saturating_add(dep.restart_usec)
+        .saturating_add(STRANDED_TOLERANCE_USEC);
+    came_back_after && (earliest..=latest).contains(&t)
+}
+
+/// The most recent events of one kind (activations, restarts) with their
+/// times, enough to tell whether `threshold` of them fall within the window.
+/// Each entry counts at least one event, so keeping the latest `threshold`
+/// entries is exact and bounds memory.
+#[derive(Debug, Clone, Default)]
+pub struct EventWindow {
+    events: VecDeque<(f64, u64)>,
+}
+
+impl EventWindow {
+    /// Record `count` events at time `t` (seconds on the collector's clock).
+    pub fn record(&mut self, t: f64, count: u64, keep: usize) {
+        if count == 0 {
+            return;
+        }
+        self.events.push_back((t, count));
+        while self.events.len() > keep.max(1) {
+            self.events.pop_front();
+        }
+    }
+
+    /// Events within `window` seconds before `now`.
+    pub fn count_within(&self, now: f64, window: f64) -> u64 {
+        self.events
+            .iter()
+            .filter(|(t, _)| now - t <= window)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// Restarts since the previous NRestarts reading: systemd resets NRestarts
+/// on a manual restart, so a drop means "reset, then `now` restarts".
+pub fn restarts_since(previous: Option<u32>, now: u32) -> u64 {
+    match previous {
+        None => 0,
+        Some(p) if now >= p => u64::from(now - p),
+        Some(_) => u64::from(now),
+    }
+}
+
+/// Everything the metrics of one unit are made of, after a round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitView {
+    pub name: String,
+    pub active_state: String,
+    /// NRestarts (services only).
+    pub restarts: Option<u32>,
+    pub activations: u64,
+    pub restart_loop: bool,
+    pub restart_unbounded: bool,
+    /// Result, read only while the unit is failed.
+    pub result: Option<String>,
+    /// Dependencies that strand this unit, sorted.
+    pub stranded_by: Vec<String>,
+    pub start_limit_hit: bool,
+}
+
+/// Metric families for the watched units and the manager's reachability.
+/// With the manager unreachable only `up` is reported: unit data would be stale.
+pub fn families(up: bool, units: &[UnitView]) -> Vec<Family> {
+    let mut fam_up = Family::gauge(
+        "sentinel_systemd_up",
+        "1 if the systemd manager answers on the bus.",
+    );
+    fam_up.push(vec![], metrics::flag(up));
+    if !up {
+        return vec![fam_up];
+    }
+    let mut state = Family::gauge(
+        "sentinel_systemd_unit_state",
+        "Unit state: one series per state (active, activating, deactivating, inactive, failed), 1 for the current one.",
+    );
+    let mut restarts = Family::counter(
+        "sentinel_systemd_unit_restarts",
+        "systemd's NRestarts: automatic restarts by Restart= (reset by a manual restart).",
+    );
+    let mut activations = Family::counter(
+        "sentinel_systemd_unit_activations",
+        "Times the unit was seen entering active, whoever started it (from D-Bus signals).",
+    );
+    let mut restart_loop = Family::gauge(
+        "sentinel_systemd_unit_restart_loop",
+        "1 if restarts or activations within the restart-loop window reached the threshold.",
+    );
+    let mut unbounded = Family::gauge(
+        "sentinel_systemd_unit_restart_unbounded",
+        "1 if Restart= is not no and no start limit applies: systemd restarts it forever.",
+    );
+    let mut stranded = Family::gauge(
+        "sentinel_systemd_unit_stranded",
+        "1 if a Requires=/BindsTo= dependency's stop or restart stopped the unit, the dependency is active again and nothing will start the unit (dependency=\"\" and 0 when not stranded).",
+    );
+    let mut failed = Family::gauge(
+        "sentinel_systemd_unit_failed",
+        "1 while the unit is failed, with systemd's Result (result=\"\" and 0 when not failed).",
+    );
+    let mut limit = Family::gauge(
+        "sentinel_systemd_unit_start_limit_hit",
+        "1 if the unit is failed although its Restart= policy covers how it failed: systemd gave up restarting it (start limit).",
+    );
+    for u in units {
+        let unit = || -> Labels { vec![("unit", u.name.clone())] };
+        let current = contract_state(&u.active_state);
+        for s in STATES {
+            let mut l = unit();
+            l.push(("state", s.to_string()));
+            state.push(l, metrics::flag(current == Some(s)));
+        }
+        if let Some(n) = u.restarts {
+            restarts.push(unit(), f64::from(n));
+        }
+        activations.push(unit(), u.activations as f64);
+        restart_loop.push(unit(), metrics::flag(u.restart_loop));
+        unbounded.push(unit(), metrics::flag(u.restart_unbounded));
+        if u.stranded_by.is_empty() {
+            let mut l = unit();
+            l.push(("dependency", String::new()));
+            stranded.push(l, 0.0);
+        }
+        for dep in &u.stranded_by {
+            let mut l = unit();
+            l.push(("dependency", dep.clone()));
+            stranded.push(l, 1.0);
+        }
+        let is_failed = u.active_state == "failed";
+        let mut l = unit();
+        let result = if is_failed {
+            u.result.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        l.push(("result", result));
+        failed.push(l, metrics::flag(is_failed));
+        limit.push(unit(), metrics::flag(u.start_limit_hit));
+    }
+    vec![
+        fam_up,
+        state,
+        restarts,
+        activations,
+        restart_loop,
+        unbounded,
+        stranded,
+        failed,
+        limit,
+    ]
+}
+
+/// Apply the include/exclude filters and the unit cap to listed names:
+/// returns the kept names (sorted, so the same units survive the cap every
+/// round) and the number of series the cap cut.
+pub fn select_units<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    include: &regex::Regex,
+    exclude: Option<&regex::Regex>,
+    cap: usize,
+) -> (Vec<&'a str>, u64) {
+    let mut kept: Vec<&str> = names
+        .into_iter()
+        .filter(|n| include.is_match(n) && !exclude.is_some_and(|e| e.is_match(n)))
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    let dropped = kept.iter().skip(cap).map(|n| series_per_unit(n)).sum();
+    kept.truncate(cap);
+    (kept, dropped)
+}
+
+/// Group a unit's stranding dependencies: `deps` maps dependency name to its
+/// times; returns the sorted names that strand a unit down since `inactive_enter_usec`.
+pub fn stranding_deps(
+    inactive_enter_usec: u64,
+    hard_deps: &[String],
+    deps: &BTreeMap<String, DepTimes>,
+) -> Vec<String> {
+    let mut out: Vec<String> = hard_deps
+        .iter()
+        .filter(|d| {
+            deps.get(d.as_str())
+                .is_some_and(|t| stranded_by(inactive_enter_usec, t))
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names_from_paths() {
+        let cases = [
+            (
+                "/org/freedesktop/systemd1/unit/dockerd_2eservice",
+                Some("dockerd.service"),
+            ),
+            (
+                "/org/freedesktop/systemd1/unit/foo_2dbar_40x_2eservice",
+                Some("foo-bar@x.service"),
+            ),
+            (
+                "/org/freedesktop/systemd1/unit/_2d_2emount",
+                Some("-.mount"),
+            ),
+            ("/org/freedesktop/systemd1/unit/bad_2", None),
+            ("/org/freedesktop/systemd1/unit/bad_zz", None),
+            ("/org/freedesktop/systemd1/unit/", None),
+            ("/org/freedesktop/systemd1/job/12", None),
+            ("/org/freedesktop/systemd1/unit/a/b", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(unit_name_from_path(path).as_deref(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn contract_states() {
+        assert_eq!(contract_state("reloading"), Some("active"));
+        assert_eq!(contract_state("failed"), Some("failed"));
+        assert_eq!(contract_state("maintenance"), Some("inactive"));
+        assert_eq!(contract_state("weird"), None);
+    }
+
+    #[test]
+    fn unbounded_restart_policies() {
+        let p = |restart: Option<&str>, interval: u64, burst: u32| StaticProps {
+            restart: restart.map(str::to_string),
+            start_limit_interval_usec: interval,
+            start_limit_burst: burst,
+            ..Default::default()
+        };
+        let cases = [
+            (p(Some("always"), 0, 5), true),
+            (p(Some("on-failure"), 10_000_000, 0), true),
+            (p(Some("always"), 10_000_000, 5), false),
+            (p(Some("no"), 0, 0), false),
+            (p(None, 0, 0), false),
+        ];
+        for (props, want) in cases {
+            assert_eq!(props.restart_unbounded(), want, "{props:?}");
+        }
+    }
+
+    #[test]
+    fn restart_policy_table() {
+        let cases = [
+            ("always", "exit-code", true),
+            ("always", "success", true),
+            ("on-failure", "exit-code", true),
+            ("on-failure", "success", false),
+            ("on-abnormal", "exit-code", false),
+            ("on-abnormal", "signal", true),
+            ("on-abnormal", "watchdog", true),
+            ("on-abort", "timeout", false),
+            ("on-abort", "core-dump", true),
+            ("on-watchdog", "watchdog", true),
+            ("on-success", "exit-code", false),
+            ("no", "exit-code", false),
+        ];
+        for (restart, result, want) in cases {
+            assert_eq!(
+                policy_restarts_on(restart, result),
+                want,
+                "{restart} {result}"
+            );
+        }
+    }
+
+    #[test]
+    fn start_limit_inference() {
+        let cases = [
+            ("failed", Some("exit-code"), Some("always"), false, true),
+            ("failed", Some("start-limit-hit"), Some("no"), false, true),
+            ("failed", Some("exit-code"), Some("no"), false, false),
+            ("failed", Some("exit-code"), Some("on-abort"), false, false),
+            ("failed", Some("exit-code"), Some("always"), true, false),
+            (
+                "activating",
+                Some("exit-code"),
+                Some("always"),
+                false,
+                false,
+            ),
+            ("failed", None, Some("always"), false, false),
+        ];
+        for (state, result, restart, job, want) in cases {
+            assert_eq!(
+                start_limit_hit(state, result, restart, job),
+                want,
+                "{state} {result:?} {restart:?} {job}"
+            );
+        }
+    }
+
+    const S: u64 = 1_000_000;
+
+    fn dep(active: bool, enter: u64, exit: u64, restart: u64) -> DepTimes {
+        DepTimes {
+            active,
+            active_enter_usec: enter,
+            active_exit_usec: exit,
+            restart_usec: restart,
+        }
+    }
+
+    #[test]
+    fn stranded_rule() {
+        // Timestamps measured on systemd 252 (seconds on CLOCK_MONOTONIC).
+        let cases = [
+            // The seed: flanneld died at 813.36, its restart stopped dockerd at
+            // 814.42 (RestartSec=1), its first start failed, it is active since 815.70.
+            (814_418_216, dep(true, 815_696_900, 813_362_409, S), true),
+            // Same, dependency still down.
+            (814_418_216, dep(false, 815_696_900, 813_362_409, S), false),
+            // `systemctl restart dep` stops the unit first, then the dependency,
+            // a moment later; the unit was started again so it is not a candidate,
+            // but if it had failed to start it is stranded.
+            (100 * S, dep(true, 101 * S, 100 * S + 20_000, 100_000), true),
+            // The unit was stopped by hand long after the dependency's last restart.
+            (500 * S, dep(true, 101 * S, 100 * S, 100_000), false),
+            // The unit was stopped by hand; the dependency restarted much later.
+            (100 * S, dep(true, 301 * S, 300 * S, 100_000), false),
+            // The dependency never left active (sysinit.target and friends).
+            (100 * S, dep(true, 2 * S, 0, 0), false),
+            // A long RestartSec= (the seed had 5s) is covered.
+            (100 * S + 30 * S, dep(true, 140 * S, 100 * S, 30 * S), true),
+            // The unit never ran.
+            (0, dep(true, 140 * S, 100 * S, 0), false),
+            // The dependency came back before the unit went down.
+            (100 * S, dep(true, 99 * S, 98 * S, 0), false),
+        ];
+        for (i, (t, d, want)) in cases.into_iter().enumerate() {
+            assert_eq!(stranded_by(t, &d), want, "case {i}: {t} {d:?}");
+        }
+    }
+
+    #[test]
+    fn stranding_deps_sorted_and_filtered() {
+        let mut deps = BTreeMap::new();
+        deps.insert("b.service".to_string(), dep(true, 12 * S, 10 * S, 0));
+        deps.insert("a.service".to_string(), dep(true, 12 * S, 10 * S, 0));
+        deps.insert("basic.target".to_string(), dep(true, S, 0, 0));
+        let hard = vec![
+            "b.service".to_string(),
+            "basic.target".to_string(),
+            "a.service".to_string(),
+            "missing.service".to_string(),
+        ];
+        assert_eq!(
+            stranding_deps(10 * S, &hard, &deps),
+            vec!["a.service".to_string(), "b.service".to_string()]
+        );
+    }
+
+    #[test]
+    fn event_window_counts_and_bounds() {
+        let mut w = EventWindow::default();
+        for t in 0..10 {
+            w.record(f64::from(t), 1, 5);
+        }
+        assert_eq!(w.events.len(), 5);
+        assert_eq!(w.count_within(9.0, 100.0), 5);
+        assert_eq!(w.count_within(9.0, 2.0), 3);
+        w.record(20.0, 7, 5);
+        assert_eq!(w.count_within(20.0, 1.0), 7);
+        w.record(21.0, 0, 5);
+        assert_eq!(w.count_within(21.0, 0.5), 0);
+    }
+
+    #[test]
+    fn nrestarts_deltas() {
+        assert_eq!(restarts_since(None, 40), 0);
+        assert_eq!(restarts_since(Some(3), 5), 2);
+        assert_eq!(restarts_since(Some(5), 5), 0);
+        // Reset by a manual restart, then one more automatic restart.
+        assert_eq!(restarts_since(Some(9), 1), 1);
+    }
+
+    #[test]
+    fn selection_and_cap() {
+        let include = regex::Regex::new(r"^(?:.+\.service)$").unwrap();
+        let exclude = regex::Regex::new(r"^(?:skip.*)$").unwrap();
+        let names = [
+            "c.service",
+            "a.service",
+            "x.socket",
+            "skip.service",
+            "b.service",
+        ];
+        let (kept, dropped) = select_units(names, &include, Some(&exclude), 2);
+        assert_eq!(kept, vec!["a.service", "b.service"]);
+        assert_eq!(dropped, series_per_unit("c.service"));
+        let (kept, dropped) = select_units(names, &include, None, 10);
+        assert_eq!(kept.len(), 4);
+        assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn families_shape() {
+        let units = vec![
+            UnitView {
+                name: "dockerd.service".into(),
+                active_state: "inactive".into(),
+                restarts: Some(0),
+                stranded_by: vec!["flanneld.service".into()],
+                ..Default::default()
+            },
+            UnitView {
+                name: "loop.service".into(),
+                active_state: "failed".into(),
+                restarts: Some(12),
+                activations: 3,
+                restart_loop: true,
+                result: Some("exit-code".into()),
+                start_limit_hit: true,
+                ..Default::default()
+            },
+        ];
+        let mut fams = families(true, &units);
+        metrics::sort_families(&mut fams);
+        let text = metrics::render(&fams);
+        for want in [
+            "sentinel_systemd_up 1",
+            r#"sentinel_systemd_unit_state{unit="dockerd.service",state="inactive"} 1"#,
+            r#"sentinel_systemd_unit_state{unit="dockerd.service",state="active"} 0"#,
+            r#"sentinel_systemd_unit_stranded{unit="dockerd.service",dependency="flanneld.service"} 1"#,
+            r#"sentinel_systemd_unit_stranded{unit="loop.service",dependency=""} 0"#,
+            r#"sentinel_systemd_unit_failed{unit="loop.service",result="exit-code"} 1"#,
+            r#"sentinel_systemd_unit_failed{unit="dockerd.service",result=""} 0"#,
+            r#"sentinel_systemd_unit_restarts_total{unit="loop.service"} 12"#,
+            r#"sentinel_systemd_unit_activations_total{unit="loop.service"} 3"#,
+            r#"sentinel_systemd_unit_restart_loop{unit="loop.service"} 1"#,
+            r#"sentinel_systemd_unit_start_limit_hit{unit="loop.service"} 1"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        let down = metrics::render(&families(false, &units));
+        assert!(down.contains("sentinel_systemd_up 0"));
+        assert!(!down.contains("unit_state"));
+    }
+}

@@ -1,0 +1,646 @@
+//! The systemd collector against a real systemd 252 user manager on a
+//! private bus (RECIPES.md), each test with its own manager, bus and cgroup.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Exporter, Metrics, TempDir};
+
+const SYSTEMD: &str = "/lib/systemd/systemd";
+
+/// A bus with the real system bus's per-connection limits (the session
+/// bus's defaults are far looser and would hide a pile-up).
+const BUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>/usr/share/dbus-1/session.conf</include>
+  <limit name="max_replies_per_connection">128</limit>
+  <limit name="max_match_rules_per_connection">512</limit>
+</busconfig>
+"#;
+
+/// A systemd user manager on its own bus and cgroup; everything in that
+/// cgroup (manager, bus daemon, units) is killed on drop.
+struct Manager {
+    dir: TempDir,
+    slice: PathBuf,
+    child: Child,
+}
+
+impl Manager {
+    fn start(tag: &str) -> Option<Manager> {
+        if !common::require_root() {
+            return None;
+        }
+        for program in [SYSTEMD, "systemctl", "dbus-daemon"] {
+            common::require(program)?;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = TempDir::new(&format!("systemd-{tag}"));
+        let xdg = dir.path().join("xdg");
+        let units = dir.path().join("home/.config/systemd/user");
+        std::fs::create_dir_all(&xdg).expect("runtime dir");
+        std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("runtime dir mode");
+        std::fs::create_dir_all(units.join("dbus.service.d")).expect("unit dir");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(&conf, BUS_CONF).expect("bus config");
+        std::fs::write(
+            units.join("dbus.service.d/limits.conf"),
+            format!(
+                "[Service]\nExecStart=\nExecStart=/usr/bin/dbus-daemon --config-file={} --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only\n",
+                conf.display()
+            ),
+        )
+        .expect("bus drop-in");
+        std::fs::create_dir_all("/run/systemd/system").expect("/run/systemd/system");
+        let root = if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+            PathBuf::from("/sys/fs/cgroup/unified")
+        } else {
+            PathBuf::from("/sys/fs/cgroup")
+        };
+        let slice = root.join(format!(
+            "sentinel-test-{}-{n}-{tag}.slice",
+            std::process::id()
+        ));
+        let cg = slice.join("user@0.service");
+        std::fs::create_dir_all(&cg).expect("cgroup");
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec {SYSTEMD} --user",
+                cg.display()
+            ))
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", dir.path().join("home"))
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("manager.log")).expect("manager log"))
+            .spawn()
+            .expect("start systemd --user");
+        let manager = Manager { dir, slice, child };
+        common::wait_until(Duration::from_secs(30), "the user manager", || {
+            let out = manager.systemctl(&["is-system-running"]);
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            matches!(state.as_str(), "running" | "degraded").then_some(())
+        });
+        Some(manager)
+    }
+
+    fn xdg(&self) -> PathBuf {
+        self.dir.path().join("xdg")
+    }
+
+    fn bus_flag(&self) -> String {
+        format!(
+            "--collector.systemd.bus=unix:path={}",
+            self.xdg().join("bus").display()
+        )
+    }
+
+    fn systemctl(&self, args: &[&str]) -> Output {
+        Command::new("systemctl")
+            .arg("--user")
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", self.dir.path().join("home"))
+            .env("XDG_RUNTIME_DIR", self.xdg())
+            .output()
+            .expect("run systemctl")
+    }
+
+    /// systemctl --user, which must succeed.
+    fn ctl(&self, args: &[&str]) -> String {
+        let out = self.systemctl(args);
+        assert!(
+            out.status.success(),
+            "systemctl --user {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn show(&self, unit: &str, prop: &str) -> String {
+        self.ctl(&["show", "-p", prop, "--value", unit])
+    }
+
+    fn write_unit(&self, name: &str, text: &str) {
+        let path = self.dir.path().join("home/.config/systemd/user").join(name);
+        std::fs::write(path, text).expect("write unit");
+    }
+
+    fn kill_main(&self, unit: &str, sig: rustix::process::Signal) {
+        let pid: u32 = self.show(unit, "MainPID").parse().expect("MainPID");
+        assert!(pid > 0, "{unit} has no main process");
+        common::signal(pid, sig);
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        // cgroup.kill reaches exactly what this manager started, however deep.
+        let _ = std::fs::write(self.slice.join("cgroup.kill"), "1");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let events = self.slice.join("cgroup.events");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let populated = std::fs::read_to_string(&events).unwrap_or_default();
+            if !populated.contains("populated 1") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        remove_cgroup(&self.slice);
+    }
+}
+
+/// Remove a cgroup directory tree, children first (cgroupfs has no recursive rmdir).
+fn remove_cgroup(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn exporter(manager: &Manager, extra: &[&str]) -> Exporter {
+    let bus = manager.bus_flag();
+    let mut args = vec![
+        "--no-collector.docker",
+        "--no-collector.filesystem",
+        "--no-collector.processes",
+        "--no-collector.logs",
+        "--collector.systemd.interval=1s",
+        bus.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    Exporter::start(&args)
+}
+
+fn value(m: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    m.get(name, labels)
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn seed_outage_strands_the_dependent_unit_and_nothing_else() {
+    let Some(mgr) = Manager::start("seed") else {
+        return;
+    };
+    let flag = mgr.dir.path().join("FLAG");
+    // The first seed, as in RECIPES.md: the dependency must fail to *start*.
+    mgr.write_unit(
+        "flanneld.service",
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nNotifyAccess=all\nRestart=always\nRestartSec=1\n\
+             ExecStart=/bin/sh -c 'if [ -f {f} ]; then rm -f {f}; exit 1; fi; systemd-notify --ready; exec sleep infinity'\n\
+             [Install]\nWantedBy=default.target\n",
+            f = flag.display()
+        ),
+    );
+    let dependent = |dep: &str| {
+        format!(
+            "[Unit]\nRequires={dep}\nAfter={dep}\n[Service]\nRestart=always\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n"
+        )
+    };
+    mgr.write_unit("dockerd.service", &dependent("flanneld.service"));
+    let plain = "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n";
+    mgr.write_unit("manual-dep.service", plain);
+    mgr.write_unit("manual.service", &dependent("manual-dep.service"));
+    mgr.write_unit("healthy-dep.service", plain);
+    mgr.write_unit("healthy.service", &dependent("healthy-dep.service"));
+    mgr.ctl(&["daemon-reload"]);
+    let units = [
+        "flanneld.service",
+        "dockerd.service",
+        "manual-dep.service",
+        "manual.service",
+        "healthy-dep.service",
+        "healthy.service",
+    ];
+    let mut args = vec!["enable", "--now"];
+    args.extend(units);
+    mgr.ctl(&args);
+
+    let exp = exporter(&mgr, &[]);
+    exp.wait_for(WAIT, "all units active and watched", |m| {
+        units
+            .iter()
+            .all(|u| {
+                value(
+                    m,
+                    "sentinel_systemd_unit_state",
+                    &[("unit", u), ("state", "active")],
+                ) == Some(1.0)
+            })
+            .then_some(())
+    });
+    for u in units {
+        let m = exp.metrics();
+        assert_eq!(
+            value(
+                &m,
+                "sentinel_systemd_unit_stranded",
+                &[("unit", u), ("dependency", "")]
+            ),
+            Some(0.0),
+            "{u}"
+        );
+    }
+
+    // The outage: flanneld dies, its first restart fails, dockerd is stopped for good.
+    std::fs::write(&flag, "").unwrap();
+    mgr.kill_main("flanneld.service", rustix::process::Signal::KILL);
+    // A unit stopped by hand, and a healthy pair after a clean restart of the dependency.
+    mgr.ctl(&["stop", "manual.service"]);
+    mgr.ctl(&["restart", "healthy-dep.service"]);
+
+    let m = exp.wait_for(WAIT, "dockerd stranded by flanneld", |m| {
+        (value(
+            m,
+            "sentinel_systemd_unit_stranded",
+            &[
+                ("unit", "dockerd.service"),
+                ("dependency", "flanneld.service"),
+            ],
+        ) == Some(1.0))
+        .then(|| m.clone())
+    });
+    assert_eq!(mgr.show("flanneld.service", "ActiveState"), "active");
+    assert_eq!(mgr.show("dockerd.service", "ActiveState"), "inactive");
+    let d = [("unit", "dockerd.service")];
+    assert!(
+        m.find(
+            "sentinel_systemd_unit_stranded",
+            &[("unit", "dockerd.service"), ("dependency", "")]
+        )
+        .is_empty(),
+        "one series per unit: the stranding one replaces dependency=\"\"\n{}",
+        m.text
+    );
+    // As in the seed it is not even failed.
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_unit_failed",
+            &[("unit", "dockerd.service"), ("result", "")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_unit_state",
+            &[d[0], ("state", "inactive")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_unit_state",
+            &[d[0], ("state", "active")]
+        ),
+        Some(0.0)
+    );
+    for u in ["manual.service", "healthy.service", "flanneld.service"] {
+        assert_eq!(
+            value(
+                &m,
+                "sentinel_systemd_unit_stranded",
+                &[("unit", u), ("dependency", "")]
+            ),
+            Some(0.0),
+            "{u}\n{}",
+            m.text
+        );
+    }
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_unit_state",
+            &[("unit", "manual.service"), ("state", "inactive")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_unit_state",
+            &[("unit", "healthy.service"), ("state", "active")]
+        ),
+        Some(1.0)
+    );
+    // flanneld restarted by itself twice (the death, then the failed start).
+    assert!(
+        value(
+            &m,
+            "sentinel_systemd_unit_restarts_total",
+            &[("unit", "flanneld.service")]
+        )
+        .is_some_and(|n| n >= 2.0),
+        "{}",
+        m.text
+    );
+
+    // Starting dockerd by hand clears the finding.
+    mgr.ctl(&["start", "dockerd.service"]);
+    exp.wait_for(WAIT, "dockerd no longer stranded", |m| {
+        (value(
+            m,
+            "sentinel_systemd_unit_stranded",
+            &[("unit", "dockerd.service"), ("dependency", "")],
+        ) == Some(0.0))
+        .then_some(())
+    });
+}
+
+#[test]
+fn restart_loops_unbounded_policies_and_start_limits() {
+    let Some(mgr) = Manager::start("loops") else {
+        return;
+    };
+    mgr.write_unit(
+        "crashy.service",
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=always\nRestartSec=300ms\nExecStart=/bin/false\n",
+    );
+    // Default start limits: 5 starts in 10 s, then systemd gives up.
+    mgr.write_unit(
+        "limited.service",
+        "[Service]\nRestart=always\nExecStart=/bin/false\n[Install]\nWantedBy=default.target\n",
+    );
+    mgr.write_unit(
+        "bounced.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n",
+    );
+    mgr.ctl(&["daemon-reload"]);
+    mgr.ctl(&["enable", "--now", "bounced.service"]);
+    mgr.ctl(&["enable", "limited.service"]);
+
+    let exp = exporter(
+        &mgr,
+        &[
+            "--collector.systemd.restart-loop-window=1m",
+            "--collector.systemd.restart-loop-threshold=4",
+        ],
+    );
+    exp.wait_for(WAIT, "bounced watched", |m| {
+        value(
+            m,
+            "sentinel_systemd_unit_activations_total",
+            &[("unit", "bounced.service")],
+        )
+    });
+    mgr.ctl(&["start", "--no-block", "crashy.service", "limited.service"]);
+    // A healthy unit restarted by hand (a health checker's way): systemd's
+    // NRestarts stays 0, the exporter counts every activation.
+    for _ in 0..5 {
+        mgr.ctl(&["restart", "bounced.service"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    let crashy = [("unit", "crashy.service")];
+    let first = exp.wait_for(WAIT, "crashy restarting in a loop", |m| {
+        let restarts = value(m, "sentinel_systemd_unit_restarts_total", &crashy)?;
+        (restarts >= 4.0 && value(m, "sentinel_systemd_unit_restart_loop", &crashy) == Some(1.0))
+            .then_some(restarts)
+    });
+    let m = exp.metrics();
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_restart_unbounded", &crashy),
+        Some(1.0)
+    );
+    exp.wait_for(WAIT, "crashy's restarts still growing", |m| {
+        (value(m, "sentinel_systemd_unit_restarts_total", &crashy)? > first).then_some(())
+    });
+
+    let limited = [("unit", "limited.service")];
+    let m = exp.wait_for(WAIT, "limited failed after the start limit", |m| {
+        (value(
+            m,
+            "sentinel_systemd_unit_state",
+            &[limited[0], ("state", "failed")],
+        ) == Some(1.0))
+        .then(|| m.clone())
+    });
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_restart_unbounded", &limited),
+        Some(0.0)
+    );
+    // systemd 252 says exit-code here, not start-limit-hit: reported as is...
+    let result = mgr.show("limited.service", "Result");
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_unit_failed",
+            &[limited[0], ("result", result.as_str())]
+        ),
+        Some(1.0),
+        "{}",
+        m.text
+    );
+    // ...and the start limit shows here.
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_start_limit_hit", &limited),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_start_limit_hit", &crashy),
+        Some(0.0)
+    );
+
+    let bounced = [("unit", "bounced.service")];
+    let m = exp.wait_for(WAIT, "bounced's manual restarts counted", |m| {
+        (value(m, "sentinel_systemd_unit_activations_total", &bounced)? >= 5.0).then(|| m.clone())
+    });
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_restarts_total", &bounced),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_restart_loop", &bounced),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_restart_unbounded", &bounced),
+        Some(0.0)
+    );
+    // A daemon-reload re-announces every unit: no activation may be counted for it.
+    let before = value(&m, "sentinel_systemd_unit_activations_total", &bounced);
+    mgr.ctl(&["daemon-reload"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let m = exp.metrics();
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_activations_total", &bounced),
+        before
+    );
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_restart_unbounded", &crashy),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn bus_outage_reports_down_without_stalling_and_recovers() {
+    let Some(mgr) = Manager::start("bus") else {
+        return;
+    };
+    mgr.write_unit(
+        "app.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n",
+    );
+    mgr.ctl(&["daemon-reload"]);
+    mgr.ctl(&["enable", "--now", "app.service"]);
+    let exp = exporter(&mgr, &[]);
+    let up = |want: f64| {
+        move |m: &Metrics| (value(m, "sentinel_systemd_up", &[]) == Some(want)).then_some(())
+    };
+    exp.wait_for(WAIT, "up", up(1.0));
+    let timed_scrapes = |n: usize| {
+        for _ in 0..n {
+            let started = Instant::now();
+            let m = exp.metrics();
+            // Not a benchmark: a scrape that waited on D-Bus would take the call timeout.
+            assert!(started.elapsed() < Duration::from_secs(2), "scrape stalled");
+            assert!(m.has("sentinel_systemd_up"));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // A bus daemon that hangs: every call times out, the exporter keeps serving.
+    let bus_pid: u32 = mgr.show("dbus.service", "MainPID").parse().unwrap();
+    common::signal(bus_pid, rustix::process::Signal::STOP);
+    let m = exp.wait_for(Duration::from_secs(30), "up=0 while the bus hangs", |m| {
+        (value(m, "sentinel_systemd_up", &[]) == Some(0.0)).then(|| m.clone())
+    });
+    assert!(
+        !m.has("sentinel_systemd_unit_state"),
+        "no stale unit series"
+    );
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_collector_success",
+            &[("collector", "systemd")]
+        ),
+        Some(1.0)
+    );
+    timed_scrapes(5);
+    common::signal(bus_pid, rustix::process::Signal::CONT);
+    exp.wait_for(WAIT, "up again after the bus resumed", up(1.0));
+
+    // The bus daemon killed, its socket gone for a while, then back.
+    common::signal(bus_pid, rustix::process::Signal::KILL);
+    mgr.ctl(&["stop", "dbus.socket"]);
+    exp.wait_for(Duration::from_secs(30), "up=0 without a bus", up(0.0));
+    timed_scrapes(5);
+    mgr.ctl(&["start", "dbus.socket"]);
+    let m = exp.wait_for(WAIT, "recovered by itself", |m| {
+        (value(m, "sentinel_systemd_up", &[]) == Some(1.0)
+            && value(
+                m,
+                "sentinel_systemd_unit_state",
+                &[("unit", "app.service"), ("state", "active")],
+            ) == Some(1.0))
+        .then(|| m.clone())
+    });
+    assert!(m.has("sentinel_systemd_unit_activations_total"));
+    // Signals flow again on the new connection: a restart is counted.
+    let before = value(
+        &m,
+        "sentinel_systemd_unit_activations_total",
+        &[("unit", "app.service")],
+    )
+    .unwrap_or(0.0);
+    mgr.ctl(&["restart", "app.service"]);
+    exp.wait_for(WAIT, "activation counted after reconnect", |m| {
+        (value(
+            m,
+            "sentinel_systemd_unit_activations_total",
+            &[("unit", "app.service")],
+        )? > before)
+            .then_some(())
+    });
+}
+
+#[test]
+fn hundreds_of_units_all_present_and_the_cap_counts_drops() {
+    let Some(mgr) = Manager::start("many") else {
+        return;
+    };
+    const N: usize = 320;
+    let names: Vec<String> = (0..N).map(|i| format!("many-{i:03}.service")).collect();
+    for name in &names {
+        // No process per unit: a oneshot that stays active.
+        mgr.write_unit(
+            name,
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+        );
+    }
+    mgr.ctl(&["daemon-reload"]);
+    let mut args = vec!["start"];
+    args.extend(names.iter().map(String::as_str));
+    mgr.ctl(&args);
+
+    let exp = exporter(&mgr, &[]);
+    let count_active = |m: &Metrics| {
+        m.find("sentinel_systemd_unit_state", &[("state", "active")])
+            .iter()
+            .filter(|s| s.labels["unit"].starts_with("many-") && s.value == 1.0)
+            .count()
+    };
+    let m = exp.wait_for(WAIT, "every unit present and active", |m| {
+        (count_active(m) == N).then(|| m.clone())
+    });
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_series_dropped_total",
+            &[("collector", "systemd")]
+        ),
+        Some(0.0)
+    );
+    for name in &names {
+        assert_eq!(
+            value(
+                &m,
+                "sentinel_systemd_unit_stranded",
+                &[("unit", name), ("dependency", "")]
+            ),
+            Some(0.0),
+            "{name}"
+        );
+    }
+
+    // Under a cap of 100 the rest are cut, and counted.
+    let capped = exporter(&mgr, &["--collector.systemd.max-units=100"]);
+    let m = capped.wait_for(WAIT, "capped round", |m| {
+        (value(
+            m,
+            "sentinel_series_dropped_total",
+            &[("collector", "systemd")],
+        )? > 0.0)
+            .then(|| m.clone())
+    });
+    let units: std::collections::BTreeSet<&str> = m
+        .find("sentinel_systemd_unit_state", &[])
+        .iter()
+        .map(|s| s.labels["unit"].as_str())
+        .collect();
+    assert_eq!(units.len(), 100, "{units:?}");
+}
