@@ -771,6 +771,7 @@ fn incident_drills() {
         &[
             ("path.procfs", ns.procfs.display().to_string()),
             ("collector.processes.interval", "1s".into()),
+            ("collector.processes.deleted-files-interval", "2s".into()),
         ],
     );
     let mut proc_all: Vec<String> = ["docker", "filesystem", "systemd", "logs"]
