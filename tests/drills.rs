@@ -40,7 +40,8 @@
 //!
 //! Each drill needs its collector. A drill whose collector serves no metrics
 //! is skipped with a note, unless `NODE_SENTINEL_DRILLS` is set (to anything
-//! but empty or 0), in which case it fails. Timings (cause → webhook arrival,
+//! but empty or 0), in which case it fails. `NODE_SENTINEL_DRILL_ONLY` (a
+//! comma-separated list of drill names) runs a subset while developing. Timings (cause → webhook arrival,
 //! and for the filling drill, how long before the tmpfs was full) are printed.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
