@@ -1,0 +1,1494 @@
+//! End-to-end incident drills: exporter → Prometheus → the shipped alert rules
+//! → Alertmanager → a webhook receiver inside this test, with the seed
+//! outages caused for real.
+//!
+//! Real components (RECIPES.md): Debian's `/usr/bin/prometheus` and
+//! `/usr/bin/prometheus-alertmanager` on loopback (scrape and evaluation every
+//! 1s), a private dockerd, a private systemd user manager, a PID namespace
+//! whose init never reaps, a small tmpfs, and the node-sentinel binary.
+//!
+//! The rule file is `alerts/node-sentinel.rules.yml` exactly as shipped,
+//! except that in a temporary copy every `for:` is shortened to
+//! [`DRILL_FOR`] and every range window (`[5m]`, `[15m]`, `[1h]`) to
+//! [`DRILL_WINDOW`], so a drill takes seconds instead of hours. The exporter
+//! runs with 1s intervals and 30s trend/loop windows for the same reason.
+//! Thresholds are the shipped ones.
+//!
+//! Drills, one after another in this one test (one Prometheus/Alertmanager
+//! pair for all):
+//! 0. quiet run: a healthy setup sends no alert at all for
+//!    `NODE_SENTINEL_QUIET_SECS` (default 60s; the issue asks for 5 minutes,
+//!    shortened for CI time — set 300 to run it in full);
+//! 1. the exporter stops answering (SIGSTOP) → SentinelExporterDown; SIGCONT → resolved;
+//! 2. Docker hung: SIGSTOP on the real dockerd → SentinelDockerHung; SIGCONT → resolved;
+//! 3. the first seed's dependency trap on the systemd manager → SentinelUnitStranded
+//!    for the dependent; starting it → resolved;
+//! 4. a crash-looping unit with no start limit → SentinelUnitRestartLoop and
+//!    SentinelUnitRestartUnbounded; stopping and removing it → resolved; then a
+//!    unit that fails once → SentinelUnitFailed; reset-failed → resolved;
+//! 5. a runaway log on a 256 MiB tmpfs that is already 60% used →
+//!    SentinelLogFileGrowthRunaway, SentinelLogsFillingDisk and
+//!    SentinelFilesystemFillingUp before the tmpfs is full; deleting the log → resolved;
+//! 6. zombies nobody reaps → SentinelZombiesAccumulating, then, with their
+//!    parent killed, SentinelInitNotReaping; init reaping → resolved;
+//! 7. a statvfs on a stopped bindfs (FUSE) mount sits in D state →
+//!    SentinelProcessesStuckInDState; SIGCONT → resolved.
+//!
+//! Then every dashboard panel query must return data from this run, and every
+//! `sentinel_*` name used by rules and dashboards must be among the names the
+//! exporters really served.
+//!
+//! Each drill needs its collector. A drill whose collector serves no metrics
+//! is skipped with a note, unless `NODE_SENTINEL_DRILLS` is set (to anything
+//! but empty or 0), in which case it fails. `NODE_SENTINEL_DRILL_ONLY` (a
+//! comma-separated list of drill names) runs a subset while developing. Timings (cause → webhook arrival,
+//! and for the filling drill, how long before the tmpfs was full) are printed.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+#[path = "alerts/names.rs"]
+mod names;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Exporter, TempDir};
+use rustix::process::Signal;
+
+/// `for:` of every rule in the drill's copy of the rule file.
+const DRILL_FOR: &str = "3s";
+/// Range window of every rule in the drill's copy.
+const DRILL_WINDOW: &str = "20s";
+const JOB: &str = "node-sentinel";
+
+// ---------------------------------------------------------------- processes
+
+/// A process this test started; stopped (SIGCONT, SIGTERM, then SIGKILL) on drop.
+struct Daemon {
+    name: String,
+    child: Child,
+}
+
+impl Daemon {
+    fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Daemon {
+        let out = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Daemon {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        common::signal(pid, Signal::CONT);
+        common::signal(pid, Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a cleanup action on drop (unmounts, cgroup removal).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+fn sh(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+fn must(program: &str, args: &[&str]) -> String {
+    let out = sh(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `NODE_SENTINEL_DRILL_ONLY=docker hung,zombies` runs only those drills
+/// (and skips the dashboard and name checks, which need the full run).
+fn only() -> Option<Vec<String>> {
+    std::env::var("NODE_SENTINEL_DRILL_ONLY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(|d| d.trim().to_string()).collect())
+}
+
+fn selected(drill: &str) -> bool {
+    only().is_none_or(|o| o.iter().any(|d| d == drill))
+}
+
+fn strict() -> bool {
+    std::env::var("NODE_SENTINEL_DRILLS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+// ------------------------------------------------------------ webhook sink
+
+/// One alert as Alertmanager delivered it to the webhook.
+#[derive(Debug, Clone)]
+struct Delivered {
+    at: Instant,
+    status: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+impl Delivered {
+    fn name(&self) -> &str {
+        self.labels
+            .get("alertname")
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// A tiny HTTP server on loopback that records every webhook notification.
+struct Webhook {
+    port: u16,
+    got: Arc<Mutex<Vec<Delivered>>>,
+}
+
+fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        // Detached: it ends with the test process.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let at = Instant::now();
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                    continue;
+                };
+                let mut got = sink.lock().unwrap();
+                for a in msg["alerts"].as_array().into_iter().flatten() {
+                    got.push(Delivered {
+                        at,
+                        status: a["status"].as_str().unwrap_or_default().to_string(),
+                        labels: string_map(&a["labels"]),
+                        annotations: string_map(&a["annotations"]),
+                    });
+                }
+            }
+        });
+        Webhook { port, got }
+    }
+
+    fn since(&self, t: Instant) -> Vec<Delivered> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.at >= t)
+            .cloned()
+            .collect()
+    }
+
+    /// Wait until an alert `name` with `status` and all of `labels` arrives after `t`.
+    fn wait(
+        &self,
+        t: Instant,
+        status: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Delivered {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(d) = self.since(t).into_iter().find(|d| {
+                d.status == status
+                    && d.name() == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| d.labels.get(*k).map(String::as_str) == Some(*v))
+            }) {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {status} {name} {labels:?} at the webhook within {timeout:?}; delivered since: {:#?}",
+                self.since(t)
+                    .iter()
+                    .map(|d| format!("{} {} {:?}", d.status, d.name(), d.labels))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+// ------------------------------------------------------ Prometheus helpers
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn api(port: u16, path: &str) -> serde_json::Value {
+    let (status, body) = common::http_get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("GET {path}: {status}: not JSON ({e}): {body}"));
+    assert_eq!(v["status"], "success", "GET {path}: {body}");
+    v["data"].clone()
+}
+
+fn query(port: u16, q: &str) -> Vec<serde_json::Value> {
+    api(port, &format!("/api/v1/query?query={}", urlencode(q)))["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The drill's copy of the shipped rules: `for:` and range windows shortened.
+fn shortened_rules(text: &str) -> String {
+    let for_re = regex::Regex::new(r"(?m)^(\s+for: )(\d+[smh])$").unwrap();
+    let win_re = regex::Regex::new(r"\[\d+[smh]\]").unwrap();
+    let text = for_re.replace_all(text, |c: &regex::Captures| {
+        if &c[2] == "0m" || &c[2] == "0s" {
+            c[0].to_string()
+        } else {
+            format!("{}{DRILL_FOR}", &c[1])
+        }
+    });
+    win_re
+        .replace_all(&text, format!("[{DRILL_WINDOW}]").as_str())
+        .into_owned()
+}
+
+/// An (unanchored) regex that matches every mountpoint except `keep`, for
+/// `--collector.filesystem.mount-points-exclude`: other work on this machine
+/// fills its own tmpfs mounts, which must not page during the quiet run.
+fn exclude_all_but(keep: &str) -> String {
+    let chars: Vec<char> = keep.chars().collect();
+    let mut alts = Vec::new();
+    for i in 0..chars.len() {
+        let prefix: String = chars[..i].iter().collect();
+        let prefix = regex::escape(&prefix);
+        if i > 0 {
+            alts.push(prefix.clone());
+        }
+        alts.push(format!("{prefix}[^\\x{{{:x}}}].*", chars[i] as u32));
+    }
+    alts.push(format!("{}.+", regex::escape(keep)));
+    format!("(?s)^(?:{})$", alts.join("|"))
+}
+
+// ------------------------------------------------------------- the setup
+
+struct Timing {
+    what: String,
+    secs: f64,
+}
+
+#[derive(Default)]
+struct Report {
+    lines: Vec<Timing>,
+    skipped: Vec<String>,
+}
+
+impl Report {
+    fn took(&mut self, what: &str, since: Instant, at: Instant) {
+        let secs = at.duration_since(since).as_secs_f64();
+        eprintln!("DRILL TIMING: {what}: {secs:.1}s");
+        self.lines.push(Timing {
+            what: what.to_string(),
+            secs,
+        });
+    }
+
+    fn note(&mut self, what: &str, secs: f64) {
+        eprintln!("DRILL TIMING: {what}: {secs:.1}s");
+        self.lines.push(Timing {
+            what: what.to_string(),
+            secs,
+        });
+    }
+
+    /// Whether a drill needing `collector` can run; otherwise note the skip
+    /// (or fail under NODE_SENTINEL_DRILLS).
+    fn can_run(&mut self, drill: &str, collector: &str, landed: &BTreeSet<String>) -> bool {
+        if !selected(drill) {
+            return false;
+        }
+        if landed.contains(collector) {
+            eprintln!("DRILL: {drill}");
+            return true;
+        }
+        assert!(
+            !strict(),
+            "drill {drill:?} needs the {collector} collector, which serves no metrics (NODE_SENTINEL_DRILLS is set)"
+        );
+        eprintln!("SKIP: drill {drill:?}: the {collector} collector serves no metrics yet");
+        self.skipped
+            .push(format!("{drill} (no {collector} metrics)"));
+        false
+    }
+}
+
+/// A user-mode systemd manager on its own bus (RECIPES.md).
+struct Systemd {
+    env: Vec<(String, String)>,
+    units: PathBuf,
+    bus: String,
+    _manager: Daemon,
+    _cgroup: OnDrop<Box<dyn FnMut()>>,
+}
+
+impl Systemd {
+    fn start(dir: &Path) -> Option<Systemd> {
+        std::fs::create_dir_all("/run/systemd/system").ok()?;
+        let xdg = dir.join("xdg");
+        let home = dir.join("home");
+        std::fs::create_dir_all(&xdg).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        must("chmod", &["700", xdg.to_str().unwrap()]);
+        let units = home.join(".config/systemd/user");
+        std::fs::create_dir_all(&units).unwrap();
+        let bus = format!("unix:path={}/bus", xdg.display());
+        let slice = PathBuf::from(format!(
+            "/sys/fs/cgroup/unified/sentinel-drills-{}.slice",
+            std::process::id()
+        ));
+        let cg = slice.join("user@0.service");
+        if std::fs::create_dir_all(&cg).is_err() {
+            eprintln!("SKIP: cannot create a cgroup v2 directory for systemd");
+            return None;
+        }
+        let env = vec![
+            ("XDG_RUNTIME_DIR".to_string(), xdg.display().to_string()),
+            ("HOME".to_string(), home.display().to_string()),
+            ("DBUS_SESSION_BUS_ADDRESS".to_string(), bus.clone()),
+        ];
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs; exec /lib/systemd/systemd --user",
+                cg.display()
+            ))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let manager = Daemon::spawn("systemd --user", &mut cmd, &dir.join("systemd.log"));
+        let cleanup: Box<dyn FnMut()> = Box::new(move || {
+            // Deepest cgroups first; they are empty once the manager is gone.
+            let _ = Command::new("find")
+                .arg(&slice)
+                .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+                .output();
+        });
+        let sd = Systemd {
+            env,
+            units,
+            bus,
+            _cgroup: OnDrop(cleanup),
+            _manager: manager,
+        };
+        common::wait_until(Duration::from_secs(30), "systemd --user to run", || {
+            let out = sd.ctl_output(&["is-system-running"]);
+            let s = String::from_utf8_lossy(&out.stdout);
+            (s.contains("running") || s.contains("degraded")).then_some(())
+        });
+        Some(sd)
+    }
+
+    fn ctl_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new("systemctl")
+            .arg("--user")
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap()
+    }
+
+    fn ctl(&self, args: &[&str]) -> String {
+        let out = self.ctl_output(args);
+        assert!(
+            out.status.success(),
+            "systemctl --user {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn write_unit(&self, name: &str, text: &str) {
+        std::fs::write(self.units.join(name), text).unwrap();
+    }
+
+    fn remove_unit(&self, name: &str) {
+        let _ = std::fs::remove_file(self.units.join(name));
+    }
+
+    fn wait_active(&self, unit: &str) {
+        common::wait_until(Duration::from_secs(20), &format!("{unit} active"), || {
+            (self.ctl_output(&["is-active", unit]).stdout == b"active\n").then_some(())
+        });
+    }
+}
+
+/// A PID namespace whose init (comm `drill-init`) never reaps, until SIGUSR1.
+struct PidNamespace {
+    init_pid: u32,
+    procfs: PathBuf,
+    _unmount: OnDrop<Box<dyn FnMut()>>,
+    _unshare: Daemon,
+}
+
+const INIT: &str = r#"
+import os, signal, time
+open('/proc/self/comm', 'w').write('drill-init')
+def reap(*_):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+signal.signal(signal.SIGUSR1, reap)
+while True:
+    time.sleep(3600)
+"#;
+
+/// Forks `n` children that exit at once and are never waited for; holds a
+/// deleted 4 MiB file open on `held`.
+const ZOMBIE_MAKER: &str = r#"
+import os, sys, time
+open('/proc/self/comm', 'w').write('drill-zombiemkr')
+f = open(sys.argv[2], 'wb'); f.write(b'x' * (4 << 20)); f.flush(); os.unlink(sys.argv[2])
+for _ in range(int(sys.argv[1])):
+    if os.fork() == 0:
+        os._exit(0)
+while True:
+    time.sleep(3600)
+"#;
+
+/// statvfs on argv[1], with a SIGUSR1 handler so a signal moves the FUSE
+/// wait from interruptible to uninterruptible.
+const D_STATE: &str = r#"
+import os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *_: None)
+open('/proc/self/comm', 'w').write('drill-dstate')
+while True:
+    try:
+        os.statvfs(sys.argv[1])
+        break
+    except InterruptedError:
+        pass
+"#;
+
+impl PidNamespace {
+    fn start(dir: &Path) -> PidNamespace {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--kill-child", "python3", "-c", INIT]);
+        let unshare = Daemon::spawn("unshare", &mut cmd, &dir.join("init.log"));
+        let children = format!("/proc/{}/task/{}/children", unshare.pid(), unshare.pid());
+        let init_pid: u32 = common::wait_until(Duration::from_secs(10), "namespace init", || {
+            let pid: u32 = std::fs::read_to_string(&children)
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "drill-init").then_some(pid)
+        });
+        let procfs = dir.join("nsproc");
+        std::fs::create_dir_all(&procfs).unwrap();
+        let pid = init_pid.to_string();
+        must(
+            "nsenter",
+            &[
+                "-t",
+                &pid,
+                "-p",
+                "mount",
+                "-t",
+                "proc",
+                "proc",
+                procfs.to_str().unwrap(),
+            ],
+        );
+        let p = procfs.clone();
+        let unmount: Box<dyn FnMut()> = Box::new(move || {
+            let _ = sh("umount", &["-l", p.to_str().unwrap()]);
+        });
+        PidNamespace {
+            init_pid,
+            procfs,
+            _unmount: OnDrop(unmount),
+            _unshare: unshare,
+        }
+    }
+}
+
+impl Drop for PidNamespace {
+    fn drop(&mut self) {
+        // Killing the namespace's init kills everything in it; unshare then exits.
+        common::signal(self.init_pid, Signal::KILL);
+    }
+}
+
+struct Dockerd {
+    daemon: Daemon,
+    sock: PathBuf,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Dockerd {
+        let d = dir.join("docker");
+        std::fs::create_dir_all(&d).unwrap();
+        let sock = d.join("docker.sock");
+        let mut cmd = Command::new("dockerd");
+        cmd.arg("--host")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(d.join("root"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"]);
+        let daemon = Daemon::spawn("dockerd", &mut cmd, &dir.join("dockerd.log"));
+        let host = format!("unix://{}", sock.display());
+        common::wait_until(Duration::from_secs(60), "dockerd to answer", || {
+            sh("docker", &["-H", &host, "version"])
+                .status
+                .success()
+                .then_some(())
+        });
+        Dockerd { daemon, sock }
+    }
+}
+
+/// Flags that exist in this build (collectors land one by one).
+fn known_flags() -> String {
+    let out = Command::new(common::binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn flags(help: &str, wanted: &[(&str, String)]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|(name, _)| {
+            let known = help.contains(&format!("--{name} "))
+                || help.contains(&format!("--{name}="))
+                || help.contains(&format!("--{name}\n"));
+            if !known {
+                eprintln!("note: this build has no --{name}; not passed");
+            }
+            known
+        })
+        .map(|(name, v)| format!("--{name}={v}"))
+        .collect()
+}
+
+// ------------------------------------------------------------------ drills
+
+#[test]
+fn incident_drills() {
+    if !common::require_root() {
+        return;
+    }
+    for p in [
+        "/usr/bin/prometheus",
+        "/usr/bin/prometheus-alertmanager",
+        "dockerd",
+        "docker",
+        "python3",
+        "systemctl",
+        "unshare",
+        "nsenter",
+    ] {
+        if common::require(p).is_none() {
+            return;
+        }
+    }
+    let started = Instant::now();
+    let tmp = TempDir::new("drills");
+    let dir = tmp.path().to_path_buf();
+    let mut report = Report::default();
+
+    // A small filesystem, already 60% used like a real node's disk (the
+    // filling alerts are gated on free space), holding the drill's logs.
+    let fs = dir.join("fs");
+    std::fs::create_dir_all(fs.join("logs")).unwrap();
+    must(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=256m",
+            "tmpfs",
+            fs.to_str().unwrap(),
+        ],
+    );
+    let fs_umount = fs.clone();
+    let _fs_guard = OnDrop(move || {
+        let _ = sh("umount", &["-l", fs_umount.to_str().unwrap()]);
+    });
+    std::fs::create_dir_all(fs.join("logs")).unwrap();
+    std::fs::write(fs.join("ballast"), vec![0u8; 150 << 20]).unwrap();
+    std::fs::write(fs.join("logs/quiet.log"), b"started\n").unwrap();
+
+    let dockerd = Dockerd::start(&dir);
+    let Some(systemd) = Systemd::start(&dir) else {
+        assert!(!common::ci(), "systemd --user cannot run here");
+        return;
+    };
+    systemd.write_unit(
+        "drill-healthy.service",
+        "[Service]\nExecStart=/bin/sleep infinity\nRestart=on-failure\n[Install]\nWantedBy=default.target\n",
+    );
+    systemd.ctl(&["daemon-reload"]);
+    systemd.ctl(&["enable", "--now", "drill-healthy.service"]);
+    let ns = PidNamespace::start(&dir);
+
+    // Exporters: one for docker/systemd/filesystem/logs, one for processes
+    // (pointed at the namespace's procfs: this machine's own /proc has other
+    // work's zombies and D-state processes), one spare with no collector
+    // (drill 1 stops it).
+    let help = known_flags();
+    let main_args = flags(
+        &help,
+        &[
+            ("no-collector.processes", String::new()),
+            (
+                "collector.docker.host",
+                format!("unix://{}", dockerd.sock.display()),
+            ),
+            ("collector.docker.interval", "1s".into()),
+            ("collector.docker.hang-threshold", "3s".into()),
+            ("collector.systemd.bus", systemd.bus.clone()),
+            ("collector.systemd.interval", "1s".into()),
+            (
+                "collector.systemd.unit-include",
+                r"drill-.*\.service".into(),
+            ),
+            ("collector.systemd.restart-loop-window", "30s".into()),
+            ("collector.filesystem.interval", "1s".into()),
+            ("collector.filesystem.trend-window", "30s".into()),
+            (
+                "collector.filesystem.mount-points-exclude",
+                exclude_all_but(fs.to_str().unwrap()),
+            ),
+            ("collector.logs.interval", "1s".into()),
+            ("collector.logs.trend-window", "30s".into()),
+            (
+                "collector.logs.path",
+                format!("drill={}/logs/*", fs.display()),
+            ),
+        ],
+    );
+    let main_args: Vec<String> = main_args
+        .into_iter()
+        .map(|a| a.trim_end_matches('=').to_string())
+        .collect();
+    let main = Exporter::start(&main_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let proc_args: Vec<String> = flags(
+        &help,
+        &[
+            ("path.procfs", ns.procfs.display().to_string()),
+            ("collector.processes.interval", "1s".into()),
+            ("collector.processes.deleted-files-interval", "2s".into()),
+        ],
+    );
+    let mut proc_all: Vec<String> = ["docker", "filesystem", "systemd", "logs"]
+        .iter()
+        .map(|c| format!("--no-collector.{c}"))
+        .collect();
+    proc_all.extend(proc_args);
+    let procs = Exporter::start(&proc_all.iter().map(String::as_str).collect::<Vec<_>>());
+    let spare = Exporter::start(&[
+        "--no-collector.docker",
+        "--no-collector.filesystem",
+        "--no-collector.systemd",
+        "--no-collector.processes",
+        "--no-collector.logs",
+    ]);
+    let inst = |e: &Exporter| format!("127.0.0.1:{}", e.port);
+    let (main_i, procs_i, spare_i) = (inst(&main), inst(&procs), inst(&spare));
+
+    // Alertmanager → webhook; Prometheus → Alertmanager.
+    let hook = Webhook::start();
+    let am_port = common::free_port();
+    std::fs::write(
+        dir.join("am.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/\n        send_resolved: true\n",
+            hook.port
+        ),
+    )
+    .unwrap();
+    let _am = Daemon::spawn(
+        "alertmanager",
+        Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}/am.yml", dir.display()))
+            .arg(format!("--storage.path={}/am", dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address="),
+        &dir.join("am.log"),
+    );
+    let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
+    std::fs::write(dir.join("rules.yml"), shortened_rules(&shipped)).unwrap();
+    let prom_port = common::free_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [{}/rules.yml]\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
+             scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: ['{main_i}', '{procs_i}', '{spare_i}']\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let _prom = Daemon::spawn(
+        "prometheus",
+        Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}/prometheus.yml", dir.display()))
+            .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--rules.alert.resend-delay=1s"),
+        &dir.join("prometheus.log"),
+    );
+    for (port, what) in [(am_port, "alertmanager"), (prom_port, "prometheus")] {
+        common::wait_until(Duration::from_secs(60), &format!("{what} ready"), || {
+            matches!(common::http_get(port, "/-/ready"), Ok((200, _))).then_some(())
+        });
+    }
+    let run_start = unix_now();
+
+    // Which collectors serve metrics in this build.
+    common::wait_until(Duration::from_secs(30), "all three targets up", || {
+        (query(prom_port, &format!("sum(up{{job=\"{JOB}\"}})"))
+            .first()
+            .and_then(|r| r["value"][1].as_str().map(|s| s == "3"))
+            == Some(true))
+        .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let served = |port: u16| -> BTreeSet<String> {
+        api(port, "/api/v1/label/__name__/values")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let landed: BTreeSet<String> = served(prom_port)
+        .iter()
+        .filter(|n| n.starts_with("sentinel_"))
+        .map(|n| names::collector_of(n).to_string())
+        .collect();
+    eprintln!("collectors serving metrics: {landed:?}");
+
+    // Drill 0: quiet run. Warm up so every trend window has its first rate.
+    std::thread::sleep(Duration::from_secs(10));
+    let quiet_secs: u64 = std::env::var("NODE_SENTINEL_QUIET_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    eprintln!("DRILL: quiet run, {quiet_secs}s");
+    let quiet = Instant::now();
+    std::thread::sleep(Duration::from_secs(quiet_secs));
+    let noise = hook.since(quiet);
+    let pending = query(prom_port, "ALERTS");
+    assert!(
+        noise.is_empty() && pending.is_empty(),
+        "a healthy setup raised alerts during the quiet run:\ndelivered: {noise:#?}\nALERTS: {pending:#?}"
+    );
+
+    // Drill 1: the exporter stops answering.
+    if selected("exporter down") {
+        eprintln!("DRILL: exporter down");
+        let t0 = Instant::now();
+        common::signal(spare.pid(), Signal::STOP);
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelExporterDown",
+            &[
+                ("instance", &spare_i),
+                ("job", JOB),
+                ("severity", "critical"),
+            ],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "exporter down: SIGSTOP -> SentinelExporterDown at webhook",
+            t0,
+            fired.at,
+        );
+        let t1 = Instant::now();
+        common::signal(spare.pid(), Signal::CONT);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelExporterDown",
+            &[("instance", &spare_i)],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "exporter down: SIGCONT -> resolved at webhook",
+            t1,
+            resolved.at,
+        );
+    }
+
+    // Drill 2: Docker hung.
+    if report.can_run("docker hung", "docker", &landed) {
+        let pid: u32 = std::fs::read_to_string(dir.join("docker/docker.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(dockerd.daemon.pid());
+        let t0 = Instant::now();
+        common::signal(pid, Signal::STOP);
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelDockerHung",
+            &[
+                ("instance", &main_i),
+                ("job", JOB),
+                ("severity", "critical"),
+            ],
+            Duration::from_secs(90),
+        );
+        report.took(
+            "docker hung: SIGSTOP -> SentinelDockerHung at webhook",
+            t0,
+            fired.at,
+        );
+        eprintln!("  description: {}", fired.annotations["description"]);
+        let t1 = Instant::now();
+        common::signal(pid, Signal::CONT);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelDockerHung",
+            &[("instance", &main_i)],
+            Duration::from_secs(90),
+        );
+        report.took(
+            "docker hung: SIGCONT -> resolved at webhook",
+            t1,
+            resolved.at,
+        );
+    }
+
+    // Drill 3: the first seed's dependency trap.
+    if report.can_run("unit stranded", "systemd", &landed) {
+        let flag = dir.join("flanneld.flag");
+        systemd.write_unit(
+            "drill-flanneld.service",
+            &format!(
+                "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nNotifyAccess=all\nRestart=always\nRestartSec=1\n\
+                 ExecStart=/bin/sh -c 'if [ -f {f} ]; then rm -f {f}; exit 1; fi; systemd-notify --ready; exec sleep infinity'\n\
+                 [Install]\nWantedBy=default.target\n",
+                f = flag.display()
+            ),
+        );
+        systemd.write_unit(
+            "drill-dockerd.service",
+            "[Unit]\nRequires=drill-flanneld.service\nAfter=drill-flanneld.service\n[Service]\nRestart=always\n\
+             ExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n",
+        );
+        systemd.ctl(&["daemon-reload"]);
+        systemd.ctl(&[
+            "enable",
+            "--now",
+            "drill-flanneld.service",
+            "drill-dockerd.service",
+        ]);
+        systemd.wait_active("drill-flanneld.service");
+        systemd.wait_active("drill-dockerd.service");
+        std::thread::sleep(Duration::from_secs(3));
+        std::fs::write(&flag, b"").unwrap();
+        let main_pid = systemd.ctl(&["show", "-p", "MainPID", "--value", "drill-flanneld.service"]);
+        let t0 = Instant::now();
+        common::signal(main_pid.parse().unwrap(), Signal::KILL);
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelUnitStranded",
+            &[
+                ("instance", &main_i),
+                ("unit", "drill-dockerd.service"),
+                ("dependency", "drill-flanneld.service"),
+                ("severity", "critical"),
+            ],
+            Duration::from_secs(90),
+        );
+        report.took(
+            "unit stranded: dependency killed -> SentinelUnitStranded at webhook",
+            t0,
+            fired.at,
+        );
+        eprintln!("  description: {}", fired.annotations["description"]);
+        let t1 = Instant::now();
+        systemd.ctl(&["start", "drill-dockerd.service"]);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelUnitStranded",
+            &[("unit", "drill-dockerd.service")],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "unit stranded: unit started -> resolved at webhook",
+            t1,
+            resolved.at,
+        );
+    }
+
+    // Drill 4: a crash loop with no start limit.
+    if report.can_run("restart loop", "systemd", &landed) {
+        systemd.write_unit(
+            "drill-crashloop.service",
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=always\nRestartSec=500ms\n\
+             ExecStart=/bin/sh -c 'sleep 1; exit 1'\n",
+        );
+        systemd.ctl(&["daemon-reload"]);
+        let t0 = Instant::now();
+        systemd.ctl(&["start", "drill-crashloop.service"]);
+        let unit = [
+            ("instance", main_i.as_str()),
+            ("unit", "drill-crashloop.service"),
+        ];
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelUnitRestartLoop",
+            &unit,
+            Duration::from_secs(90),
+        );
+        assert_eq!(fired.labels["severity"], "warning");
+        report.took(
+            "restart loop: unit started -> SentinelUnitRestartLoop at webhook",
+            t0,
+            fired.at,
+        );
+        eprintln!("  description: {}", fired.annotations["description"]);
+        let info = hook.wait(
+            t0,
+            "firing",
+            "SentinelUnitRestartUnbounded",
+            &unit,
+            Duration::from_secs(60),
+        );
+        assert_eq!(info.labels["severity"], "info");
+        report.took(
+            "restart loop: unit started -> SentinelUnitRestartUnbounded (info) at webhook",
+            t0,
+            info.at,
+        );
+        let t1 = Instant::now();
+        systemd.ctl(&["stop", "drill-crashloop.service"]);
+        systemd.remove_unit("drill-crashloop.service");
+        systemd.ctl(&["daemon-reload"]);
+        let r1 = hook.wait(
+            t1,
+            "resolved",
+            "SentinelUnitRestartLoop",
+            &unit,
+            Duration::from_secs(90),
+        );
+        report.took(
+            "restart loop: unit stopped and removed -> loop resolved",
+            t1,
+            r1.at,
+        );
+        let r2 = hook.wait(
+            t1,
+            "resolved",
+            "SentinelUnitRestartUnbounded",
+            &unit,
+            Duration::from_secs(90),
+        );
+        report.took(
+            "restart loop: unit stopped and removed -> unbounded resolved",
+            t1,
+            r2.at,
+        );
+
+        // A unit that fails once and stays failed.
+        systemd.write_unit("drill-broken.service", "[Service]\nExecStart=/bin/false\n");
+        systemd.ctl(&["daemon-reload"]);
+        let t0 = Instant::now();
+        let _ = systemd.ctl_output(&["start", "drill-broken.service"]);
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelUnitFailed",
+            &[
+                ("instance", &main_i),
+                ("unit", "drill-broken.service"),
+                ("result", "exit-code"),
+                ("severity", "warning"),
+            ],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "unit failed: start -> SentinelUnitFailed at webhook",
+            t0,
+            fired.at,
+        );
+        let t1 = Instant::now();
+        let _ = systemd.ctl_output(&["reset-failed", "drill-broken.service"]);
+        systemd.remove_unit("drill-broken.service");
+        systemd.ctl(&["daemon-reload"]);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelUnitFailed",
+            &[("unit", "drill-broken.service")],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "unit failed: reset-failed -> resolved at webhook",
+            t1,
+            resolved.at,
+        );
+    }
+
+    // Drill 5: a runaway log fills the small filesystem.
+    if report.can_run("runaway log", "logs", &landed)
+        || report.can_run("filesystem filling", "filesystem", &landed)
+    {
+        let log = fs.join("logs/runaway.log");
+        let full: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (full_w, stop_w, log_w) = (full.clone(), stop.clone(), log.clone());
+        let t0 = Instant::now();
+        // 1.5 MiB/s of the same line, like the seed's stack traces, until ENOSPC.
+        let writer = std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_w)
+                .unwrap();
+            let line = b"dockerd[12436]: goroutine 2648 [runnable]: syscall.Syscall6(0x101, 0xffffffffffffff9c)\n";
+            let chunk: Vec<u8> = line.iter().copied().cycle().take(150 << 10).collect();
+            let start = Instant::now();
+            let mut n = 0u64;
+            while !stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+                if f.write_all(&chunk).is_err() {
+                    *full_w.lock().unwrap() = Some(Instant::now());
+                    return;
+                }
+                n += 1;
+                let due = start + Duration::from_millis(100 * n);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        });
+        let mut wanted: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
+        let fsm = fs.display().to_string();
+        if landed.contains("logs") {
+            wanted.push((
+                "SentinelLogFileGrowthRunaway",
+                vec![
+                    ("group", "drill".into()),
+                    ("path", log.display().to_string()),
+                    ("severity", "warning".into()),
+                ],
+            ));
+            wanted.push((
+                "SentinelLogsFillingDisk",
+                vec![
+                    ("group", "drill".into()),
+                    ("mountpoint", fsm.clone()),
+                    ("severity", "critical".into()),
+                ],
+            ));
+        }
+        if landed.contains("filesystem") {
+            wanted.push((
+                "SentinelFilesystemFillingUp",
+                vec![("mountpoint", fsm.clone()), ("severity", "warning".into())],
+            ));
+            wanted.push((
+                "SentinelFilesystemFillingUp",
+                vec![("mountpoint", fsm.clone()), ("severity", "critical".into())],
+            ));
+        }
+        let mut arrivals = Vec::new();
+        for (name, labels) in &wanted {
+            let mut l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            l.push(("instance", &main_i));
+            let d = hook.wait(t0, "firing", name, &l, Duration::from_secs(150));
+            let sev = d.labels["severity"].clone();
+            report.took(
+                &format!("runaway log: writer started -> {name} ({sev}) at webhook"),
+                t0,
+                d.at,
+            );
+            arrivals.push((format!("{name} ({sev})"), d.at));
+        }
+        common::wait_until(Duration::from_secs(180), "the tmpfs to fill up", || {
+            *full.lock().unwrap()
+        });
+        let full_at = full.lock().unwrap().unwrap();
+        report.took(
+            "runaway log: writer started -> tmpfs full (ENOSPC)",
+            t0,
+            full_at,
+        );
+        for (what, at) in &arrivals {
+            let before = full_at.checked_duration_since(*at);
+            assert!(
+                before.is_some(),
+                "{what} arrived only after the filesystem was full"
+            );
+            report.note(
+                &format!("runaway log: {what} arrived before full by"),
+                before.unwrap().as_secs_f64(),
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        let t1 = Instant::now();
+        std::fs::remove_file(&log).unwrap();
+        for (name, labels) in &wanted {
+            let l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let d = hook.wait(t1, "resolved", name, &l, Duration::from_secs(120));
+            report.took(
+                &format!("runaway log: log deleted -> {name} resolved"),
+                t1,
+                d.at,
+            );
+        }
+    }
+
+    // Drill 6: zombies nobody reaps.
+    if report.can_run("zombies", "processes", &landed) {
+        let init = ns.init_pid.to_string();
+        let t0 = Instant::now();
+        let mut maker_cmd = Command::new("nsenter");
+        maker_cmd
+            .args(["-t", &init, "-p", "python3", "-c", ZOMBIE_MAKER, "12"])
+            .arg(fs.join("held"));
+        let maker = Daemon::spawn("zombie maker", &mut maker_cmd, &dir.join("maker.log"));
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelZombiesAccumulating",
+            &[
+                ("instance", &procs_i),
+                ("parent_comm", "drill-zombiemkr"),
+                ("severity", "warning"),
+            ],
+            Duration::from_secs(90),
+        );
+        report.took(
+            "zombies: 12 unreaped children -> SentinelZombiesAccumulating at webhook",
+            t0,
+            fired.at,
+        );
+        eprintln!("  description: {}", fired.annotations["description"]);
+        // Kill the parent (nsenter's child inside the namespace): its zombies
+        // go to the namespace's init, which does not reap.
+        let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", maker.pid()))
+            .unwrap_or_default();
+        let t1 = Instant::now();
+        for pid in kids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            common::signal(pid, Signal::KILL);
+        }
+        let fired = hook.wait(
+            t1,
+            "firing",
+            "SentinelInitNotReaping",
+            &[("instance", &procs_i), ("severity", "warning")],
+            Duration::from_secs(90),
+        );
+        report.took(
+            "zombies: parent killed -> SentinelInitNotReaping at webhook",
+            t1,
+            fired.at,
+        );
+        let t2 = Instant::now();
+        common::signal(ns.init_pid, Signal::USR1);
+        let d = hook.wait(
+            t2,
+            "resolved",
+            "SentinelInitNotReaping",
+            &[("instance", &procs_i)],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "zombies: init reaped -> SentinelInitNotReaping resolved",
+            t2,
+            d.at,
+        );
+        // The maker's own alert resolved when its zombies passed to init.
+        hook.wait(
+            t1,
+            "resolved",
+            "SentinelZombiesAccumulating",
+            &[("instance", &procs_i), ("parent_comm", "drill-zombiemkr")],
+            Duration::from_secs(60),
+        );
+        drop(maker);
+    }
+
+    // Drill 7: a process stuck in D state on a hung FUSE mount (RECIPES.md).
+    let mut d_state_ran = false;
+    if report.can_run("D state", "processes", &landed) && common::require("bindfs").is_some() {
+        let (src, mnt) = (dir.join("fuse-src"), dir.join("fuse-mnt"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&mnt).unwrap();
+        let bindfs = Daemon::spawn(
+            "bindfs",
+            Command::new("bindfs").arg("-f").arg(&src).arg(&mnt),
+            &dir.join("bindfs.log"),
+        );
+        let mnt_s = mnt.display().to_string();
+        common::wait_until(Duration::from_secs(10), "bindfs mount", || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .ok()?
+                .contains(&format!(" {mnt_s} "))
+                .then_some(())
+        });
+        let bindfs_pid = bindfs.pid();
+        let mnt_u = mnt_s.clone();
+        let _unmount = OnDrop(move || {
+            common::signal(bindfs_pid, Signal::CONT);
+            let _ = sh("fusermount3", &["-u", &mnt_u]);
+        });
+        let init = ns.init_pid.to_string();
+        let t0 = Instant::now();
+        common::signal(bindfs_pid, Signal::STOP);
+        let stuck = Daemon::spawn(
+            "statvfs on the hung mount",
+            Command::new("nsenter").args(["-t", &init, "-p", "python3", "-c", D_STATE, &mnt_s]),
+            &dir.join("dstate.log"),
+        );
+        // FUSE waits interruptibly first; once a signal arrives it waits
+        // uninterruptibly (D) for the stopped daemon.
+        let children = format!("/proc/{0}/task/{0}/children", stuck.pid());
+        common::wait_until(Duration::from_secs(20), "a process in D state", || {
+            let pid: u32 = std::fs::read_to_string(&children)
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The comm is set after the handler: a signal before it would kill.
+            if !stat.contains("(drill-dstate)") {
+                return None;
+            }
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            if state == 'D' {
+                return Some(());
+            }
+            common::signal(pid, Signal::USR1);
+            std::thread::sleep(Duration::from_millis(200));
+            None
+        });
+        let fired = hook.wait(
+            t0,
+            "firing",
+            "SentinelProcessesStuckInDState",
+            &[
+                ("instance", &procs_i),
+                ("comm", "drill-dstate"),
+                ("severity", "warning"),
+            ],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "D state: statvfs on a stopped FUSE mount -> SentinelProcessesStuckInDState at webhook",
+            t0,
+            fired.at,
+        );
+        let t1 = Instant::now();
+        common::signal(bindfs_pid, Signal::CONT);
+        let resolved = hook.wait(
+            t1,
+            "resolved",
+            "SentinelProcessesStuckInDState",
+            &[("instance", &procs_i), ("comm", "drill-dstate")],
+            Duration::from_secs(60),
+        );
+        report.took(
+            "D state: FUSE daemon resumed -> resolved at webhook",
+            t1,
+            resolved.at,
+        );
+        drop(stuck);
+        d_state_ran = true;
+    }
+
+    if only().is_some() {
+        eprintln!("NODE_SENTINEL_DRILL_ONLY is set: dashboard and metric-name checks skipped");
+        return;
+    }
+    // Every dashboard query returns data from this run, for every collector
+    // that served metrics.
+    let end = unix_now();
+    let mut empty = Vec::new();
+    for path in names::dashboards() {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for p in names::panels(&json) {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap();
+                let collectors: BTreeSet<&str> = names::tokens(expr)
+                    .iter()
+                    .map(|n| names::collector_of(n))
+                    .collect();
+                if collectors
+                    .iter()
+                    .any(|c| *c != "self" && !landed.contains(*c))
+                {
+                    continue;
+                }
+                let q = expr
+                    .replace("$job", JOB)
+                    .replace("$instance", ".+")
+                    .replace("$__rate_interval", "10s");
+                let data = api(
+                    prom_port,
+                    &format!(
+                        "/api/v1/query_range?query={}&start={run_start}&end={end}&step=2",
+                        urlencode(&q)
+                    ),
+                );
+                if data["result"].as_array().is_none_or(|r| r.is_empty()) {
+                    empty.push(format!("{:?}: {q}", p["title"].as_str().unwrap_or("")));
+                }
+            }
+        }
+    }
+    // Only the D-state drill makes sentinel_processes_uninterruptible exist
+    // (it needs bindfs); everything else must have shown up.
+    let may_be_empty: Vec<&str> = if d_state_ran {
+        vec![]
+    } else {
+        vec!["sentinel_processes_uninterruptible"]
+    };
+    let (allowed, bad): (Vec<_>, Vec<_>) = empty
+        .into_iter()
+        .partition(|q| may_be_empty.iter().any(|m| q.contains(m)));
+    for q in &allowed {
+        eprintln!("note: panel query returned no data (no such event in the drills): {q}");
+    }
+    assert!(
+        bad.is_empty(),
+        "dashboard panel queries returned no data: {bad:#?}"
+    );
+
+    // Every sentinel_* name in rules and dashboards is among the names the
+    // real exporters served.
+    let real = names::families(served(prom_port).iter().map(String::as_str));
+    let skip: BTreeSet<&str> = ["docker", "filesystem", "systemd", "processes", "logs"]
+        .into_iter()
+        .filter(|c| !landed.contains(*c))
+        .collect();
+    let mut unknown = names::unknown(&real, &skip);
+    unknown.retain(|u| !may_be_empty.iter().any(|m| u.starts_with(m)));
+    assert!(
+        unknown.is_empty(),
+        "used by rules/dashboards but never served: {unknown:#?}"
+    );
+
+    eprintln!(
+        "DRILL SUMMARY (total {:.0}s):",
+        started.elapsed().as_secs_f64()
+    );
+    for t in &report.lines {
+        eprintln!("  {:>6.1}s  {}", t.secs, t.what);
+    }
+    for s in &report.skipped {
+        eprintln!("  skipped: {s}");
+    }
+}
