@@ -21,6 +21,8 @@ use crate::collectors;
     max_term_width = 100
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub web: WebArgs,
     #[command(flatten)]
@@ -39,6 +41,18 @@ pub struct Cli {
     pub processes: collectors::processes::Args,
     #[command(flatten)]
     pub logs: collectors::logs::Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Watch the node for a few seconds with the enabled collectors, print
+    /// what is wrong in words, and exit: 0 if nothing critical or warning was
+    /// found, 3 if something was. Put collector flags before `diagnose`.
+    Diagnose {
+        /// How long to watch. The default covers Docker's default hang threshold.
+        #[arg(long = "for", value_name = "DURATION", default_value = "12s", value_parser = parse_positive_duration)]
+        watch: Duration,
+    },
 }
 
 #[derive(Debug, Args)]

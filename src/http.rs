@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::collector::{self, Store};
+use crate::findings;
 use crate::web_config::{BasicAuth, WebConfig};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -88,12 +89,34 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The landing page: version, links, and each collector's status and freshness.
+/// The landing page: version, links, current findings, and each collector's
+/// status and freshness.
 pub fn landing_page(store: &Store, telemetry_path: &str) -> String {
     let now = collector::unix_now();
+    let current: Vec<_> = store.slots().iter().map(|s| s.current()).collect();
+    let found = findings::evaluate(current.iter().flat_map(|p| p.families.iter()));
+    let mut findings_html = String::new();
+    if found.is_empty() {
+        findings_html.push_str("<p class=\"ok\">Nothing wrong right now.</p>");
+    } else {
+        findings_html.push_str("<ul>");
+        for f in &found {
+            let class = match f.severity {
+                findings::Severity::Critical => "bad",
+                findings::Severity::Warning => "warn",
+                findings::Severity::Info => "",
+            };
+            let _ = write!(
+                findings_html,
+                "<li><span class=\"{class}\">{}</span>: {}</li>",
+                f.severity.as_str(),
+                escape(&f.text)
+            );
+        }
+        findings_html.push_str("</ul>");
+    }
     let mut rows = String::new();
-    for slot in store.slots() {
-        let p = slot.current();
+    for (slot, p) in store.slots().iter().zip(&current) {
         let (status, class) = match (p.success, p.last_success) {
             (true, _) => ("ok", "ok"),
             (false, None) if p.last_error.is_none() => ("starting", "warn"),
@@ -122,6 +145,8 @@ pub fn landing_page(store: &Store, telemetry_path: &str) -> String {
 <h1>node-sentinel</h1>
 <p>Prometheus exporter that sees Kubernetes/Docker node outages coming. Version {version} (revision {revision}, rustc {rustc}).</p>
 <ul><li><a href="{path}">Metrics</a></li><li><a href="/-/healthy">Health</a></li></ul>
+<h2>Findings</h2>
+{findings_html}
 <h2>Collectors</h2>
 <p>Collectors sample in the background; a scrape returns their latest results.</p>
 <table><tr><th>collector</th><th>status</th><th>interval</th><th>last success</th><th>last duration</th><th>series</th><th>last error</th></tr>

@@ -5,6 +5,8 @@ pub mod build_info;
 pub mod collector;
 pub mod collectors;
 pub mod config;
+pub mod diagnose;
+pub mod findings;
 pub mod http;
 pub mod metrics;
 pub mod mounts;

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT, 2 for bad flags (clap prints the flag
 //! and the problem) or a bad `--web.config.file` (checked before anything
-//! starts), 1 for anything else fatal (e.g. the port is taken).
+//! starts), 1 for anything else fatal (e.g. the port is taken). `diagnose`
+//! exits 0 when it found nothing critical or warning, 3 when it did.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -10,9 +11,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use node_sentinel::collector::Scheduler;
-use node_sentinel::config::{Cli, LogFormat};
+use node_sentinel::config::{Cli, Command, LogFormat};
 use node_sentinel::web_config::WebConfig;
-use node_sentinel::{collectors, http};
+use node_sentinel::{collectors, diagnose, http};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,6 +38,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(Command::Diagnose { watch }) = cli.command {
+        let (report, serious) = runtime.block_on(diagnose::run(&cli, watch));
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        print!("{report}");
+        return ExitCode::from(if serious { 3 } else { 0 });
+    }
     let result = runtime.block_on(run(cli, web));
     // A blocking task stuck in the kernel (a hung mount) must not hold up exit.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -108,7 +108,10 @@ fn sigterm_exits_0_and_landing_page_shows_collectors() {
     let (status, page) = common::http_get(exporter.port, "/").expect("landing page");
     assert_eq!(status, 200);
     assert!(
-        page.contains("node-sentinel") && page.contains("/metrics") && page.contains("filesystem"),
+        page.contains("node-sentinel")
+            && page.contains("Findings")
+            && page.contains("/metrics")
+            && page.contains("filesystem"),
         "{page}"
     );
     let (status, _) = common::http_get(exporter.port, "/metrics").expect("metrics");
@@ -120,4 +123,41 @@ fn sigterm_exits_0_and_landing_page_shows_collectors() {
         || exporter.child.try_wait().ok().flatten(),
     );
     assert_eq!(status.code(), Some(0), "{}", exporter.logs());
+}
+
+#[test]
+fn diagnose_prints_findings_in_words_and_exits_by_severity() {
+    let dir = common::TempDir::new("diagnose");
+    let missing = dir.path().join("no-docker.sock");
+    let out = Command::new(common::binary())
+        .args([
+            "--collector.disable-defaults",
+            "--collector.docker",
+            &format!("--collector.docker.host=unix://{}", missing.display()),
+            "--collector.docker.interval=500ms",
+            "diagnose",
+            "--for=2s",
+        ])
+        .output()
+        .expect("run diagnose");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("collector docker"), "{stdout}");
+    assert!(
+        stdout.contains("WARNING   Docker daemon is not answering"),
+        "{stdout}"
+    );
+
+    let out = Command::new(common::binary())
+        .args([
+            "--collector.disable-defaults",
+            "--collector.filesystem",
+            "diagnose",
+            "--for=1s",
+        ])
+        .output()
+        .expect("run diagnose");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("collector filesystem  ok"), "{stdout}");
+    assert!(matches!(out.status.code(), Some(0) | Some(3)), "{stdout}");
 }

@@ -1,0 +1,52 @@
+//! `node-sentinel diagnose`: the enabled collectors watch the node for a few
+//! seconds, then the findings are printed in words for the person on the box.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::collector::Scheduler;
+use crate::collectors;
+use crate::config::Cli;
+use crate::findings::{self, Severity};
+
+/// Watch for `watch`, then return the report and whether anything critical or
+/// warning was found.
+pub async fn run(cli: &Cli, watch: Duration) -> (String, bool) {
+    let mut scheduler = Scheduler::new();
+    collectors::start(cli, &mut scheduler);
+    let store = scheduler.store();
+    tokio::time::sleep(watch).await;
+    let current: Vec<_> = store.slots().iter().map(|s| s.current()).collect();
+    drop(scheduler);
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "node-sentinel {} diagnose: watched for {:?}",
+        crate::build_info::VERSION,
+        watch
+    );
+    for (slot, p) in store.slots().iter().zip(&current) {
+        let status = match (&p.last_error, p.last_success) {
+            (None, Some(_)) => "ok".to_string(),
+            (Some(e), _) => format!("failing: {e}"),
+            (None, None) => "no round finished yet".to_string(),
+        };
+        let _ = writeln!(out, "  collector {:<11} {status}", slot.name);
+    }
+    let found = findings::evaluate(current.iter().flat_map(|p| p.families.iter()));
+    if found.is_empty() {
+        let _ = writeln!(out, "Nothing wrong found.");
+    }
+    for f in &found {
+        let _ = writeln!(out, "{:<9} {}", f.severity.as_str().to_uppercase(), f.text);
+    }
+    let _ = writeln!(
+        out,
+        "Fill and growth rates need a tenth of their trend window ({:?} for filesystems, {:?} for logs) of samples: a running exporter reports them.",
+        cli.filesystem.trend_window / 10,
+        cli.logs.trend_window / 10
+    );
+    let serious = found.iter().any(|f| f.severity != Severity::Info);
+    (out, serious)
+}
