@@ -2,18 +2,22 @@
 //!
 //! statvfs on a hung mount blocks in the kernel and cannot be cancelled.
 //! `timeout(spawn_blocking(..))` would leak a runtime thread per attempt and
-//! then hold up shutdown, so each call runs on its own detached thread and
-//! reports through a oneshot channel. While a call on a path is outstanding,
-//! later requests for that path answer "hung" at once instead of starting
-//! another: one stuck thread per hung mount, ever, until the mount recovers.
+//! then hold up shutdown, so calls run on a few plain threads of our own (at
+//! most [`WORKERS`] at a time, kept between rounds so a round costs no thread
+//! spawns) and report through a oneshot channel under a timeout. A worker that
+//! does not answer in time is abandoned to its stuck call and replaced; while a
+//! call on a path is outstanding, later requests for that path answer "hung" at
+//! once instead of starting another: one stuck thread per hung mount, ever,
+//! until the mount recovers (the abandoned worker then exits).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use rustix::fs::{StatVfs, StatVfsMountFlags};
+use tokio::sync::{Semaphore, oneshot};
 
 /// What statvfs says about a filesystem, in bytes and inodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,10 +70,53 @@ pub enum StatOutcome {
     Failed(std::io::Error),
 }
 
-/// Remembers which paths have a statvfs still outstanding.
-#[derive(Debug, Default)]
+/// How many statvfs calls run at once.
+pub const WORKERS: usize = 8;
+
+type Job = (
+    PathBuf,
+    Arc<AtomicBool>,
+    oneshot::Sender<rustix::io::Result<StatVfs>>,
+);
+
+/// An idle worker thread, waiting for jobs on its channel.
+#[derive(Debug)]
+struct Worker(mpsc::Sender<Job>);
+
+impl Worker {
+    fn spawn() -> std::io::Result<Worker> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("statvfs".into())
+            .spawn(move || {
+                // Ends when its Sender is dropped: when idle at shutdown, or
+                // after an abandoned call finally returns.
+                while let Ok((path, busy, reply)) = rx.recv() {
+                    let result = rustix::fs::statvfs(&path);
+                    busy.store(false, Ordering::Release);
+                    let _ = reply.send(result);
+                }
+            })?;
+        Ok(Worker(tx))
+    }
+}
+
+/// Remembers which paths have a statvfs still outstanding, and keeps idle workers.
+#[derive(Debug)]
 pub struct StatGuard {
     in_flight: HashMap<PathBuf, Arc<AtomicBool>>,
+    idle: Arc<Mutex<Vec<Worker>>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Default for StatGuard {
+    fn default() -> Self {
+        StatGuard {
+            in_flight: HashMap::new(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            slots: Arc::new(Semaphore::new(WORKERS)),
+        }
+    }
 }
 
 impl StatGuard {
@@ -79,22 +126,25 @@ impl StatGuard {
 
     /// statvfs `path`, waiting at most `timeout`.
     pub async fn stat(&mut self, path: &Path, timeout: Duration) -> StatOutcome {
-        let busy = self
-            .in_flight
-            .entry(path.to_path_buf())
-            .or_default()
-            .clone();
-        stat_guarded(path.to_path_buf(), busy, timeout).await
+        let mut outcomes = self.stat_all(&[path.to_path_buf()], timeout).await;
+        outcomes.pop().unwrap_or(StatOutcome::Hung)
     }
 
-    /// Start guarded statvfs calls for many paths at once and wait for all of
-    /// them; the whole batch takes at most `timeout`.
+    /// statvfs many paths, [`WORKERS`] at a time, each waiting at most
+    /// `timeout`; outcomes in the order of `paths`. Paths already known to be
+    /// stuck answer at once, so only a mount that newly hangs costs a timeout.
     pub async fn stat_all(&mut self, paths: &[PathBuf], timeout: Duration) -> Vec<StatOutcome> {
         let calls: Vec<_> = paths
             .iter()
             .map(|p| {
                 let busy = self.in_flight.entry(p.clone()).or_default().clone();
-                stat_guarded(p.clone(), busy, timeout)
+                stat_guarded(
+                    p.clone(),
+                    busy,
+                    timeout,
+                    self.idle.clone(),
+                    self.slots.clone(),
+                )
             })
             .collect();
         futures_util::future::join_all(calls).await
@@ -115,34 +165,53 @@ impl StatGuard {
     }
 }
 
-async fn stat_guarded(path: PathBuf, busy: Arc<AtomicBool>, timeout: Duration) -> StatOutcome {
+async fn stat_guarded(
+    path: PathBuf,
+    busy: Arc<AtomicBool>,
+    timeout: Duration,
+    idle: Arc<Mutex<Vec<Worker>>>,
+    slots: Arc<Semaphore>,
+) -> StatOutcome {
+    if busy.load(Ordering::Acquire) {
+        return StatOutcome::Hung;
+    }
+    let Ok(_slot) = slots.acquire().await else {
+        return StatOutcome::Hung;
+    };
     if busy
         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
         return StatOutcome::Hung;
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let flag = busy.clone();
-    let spawned = std::thread::Builder::new()
-        .name("statvfs".into())
-        .spawn(move || {
-            let result = rustix::fs::statvfs(&path);
-            flag.store(false, Ordering::Release);
-            let _ = tx.send(result);
-        });
-    if let Err(e) = spawned {
+    let reused = idle.lock().ok().and_then(|mut v| v.pop());
+    let worker = match reused.map(Ok).unwrap_or_else(Worker::spawn) {
+        Ok(w) => w,
+        Err(e) => {
+            busy.store(false, Ordering::Release);
+            return StatOutcome::Failed(e);
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if worker.0.send((path, busy.clone(), tx)).is_err() {
         busy.store(false, Ordering::Release);
-        return StatOutcome::Failed(e);
+        return StatOutcome::Failed(std::io::Error::other("statvfs worker is gone"));
     }
-    match tokio::time::timeout(timeout, rx).await {
+    let outcome = match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(Ok(st))) => StatOutcome::Ok(Usage::from(&st)),
         Ok(Ok(Err(errno))) => StatOutcome::Failed(errno.into()),
-        Ok(Err(_)) => StatOutcome::Failed(std::io::Error::other(
-            "statvfs thread ended without answering",
-        )),
-        Err(_) => StatOutcome::Hung,
+        Ok(Err(_)) => {
+            return StatOutcome::Failed(std::io::Error::other(
+                "statvfs worker ended without answering",
+            ));
+        }
+        // The worker stays with its stuck call; dropping its Sender lets it exit afterwards.
+        Err(_) => return StatOutcome::Hung,
+    };
+    if let Ok(mut v) = idle.lock() {
+        v.push(worker);
     }
+    outcome
 }
 
 #[cfg(test)]
