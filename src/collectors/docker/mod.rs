@@ -11,8 +11,8 @@
 //! pidfile is the fallback), its start time from /proc/PID/stat.
 //!
 //! Exports `sentinel_docker_up`, `_hung`, `_probe_duration_seconds{operation}`,
-//! `_probe_in_flight_seconds{operation}`, `_probe_failures_total{operation,reason}`,
-//! `_last_success_timestamp_seconds{operation}`, `_daemon_restarts_total`,
+//! `_probe_in_flight_seconds{operation}`, `sentinel_docker_probe_failures_total{operation,reason}`,
+//! `_last_success_timestamp_seconds{operation}`, `sentinel_docker_daemon_restarts_total`,
 //! `_daemon_start_time_seconds`, `_containers{state}`, `_info{version,api_version,storage_driver}`,
 //! and per container (capped by `--collector.docker.max-containers`):
 //! `_container_restarts_total{name}` and `_container_health{name,status}`.
