@@ -58,6 +58,18 @@ fn bad_values_exit_2_naming_the_flag() {
         ),
         (&["--web.listen-address=nowhere"], "--web.listen-address"),
         (&["--log.format=xml"], "--log.format"),
+        (
+            &["--collector.systemd.bus=nonsense"],
+            "--collector.systemd.bus",
+        ),
+        (
+            &["--collector.logs.path=no-equals-sign"],
+            "--collector.logs.path",
+        ),
+        (
+            &["--collector.processes.interval=fast"],
+            "--collector.processes.interval",
+        ),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (args, flag) in cases {

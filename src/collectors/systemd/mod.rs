@@ -112,6 +112,17 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// `system`, `user`/`session`, or a D-Bus address that parses (checked at start-up).
+fn parse_bus(s: &str) -> Result<String, String> {
+    match s {
+        "system" | "user" | "session" => Ok(s.to_string()),
+        address => address
+            .parse::<zbus::Address>()
+            .map(|_| address.to_string())
+            .map_err(|e| format!("'{address}' is neither system, user nor a D-Bus address such as unix:path=/run/dbus/system_bus_socket ({e})")),
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Collector: systemd")]
 #[group(skip)]
@@ -124,7 +135,8 @@ pub struct Args {
         id = "collector.systemd.bus",
         long = "collector.systemd.bus",
         value_name = "BUS",
-        default_value = "system"
+        default_value = "system",
+        value_parser = parse_bus
     )]
     pub bus: String,
     /// Units to watch (regex matched against the whole unit name).
