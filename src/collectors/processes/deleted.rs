@@ -64,6 +64,8 @@ pub struct Outcome {
     pub duration: Duration,
     /// The process list itself could not be read this round.
     pub failed: bool,
+    /// A walk ran this round (one is due every interval, or a sweep was in progress).
+    pub walked: bool,
 }
 
 /// Is this fd link target a deleted file worth a stat?
@@ -150,6 +152,7 @@ impl Walker {
                 Duration::ZERO
             },
             failed,
+            walked: walking,
         }
     }
 

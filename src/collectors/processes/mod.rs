@@ -163,7 +163,8 @@ impl Collector for ProcessesCollector {
                         "fd_walk_procfs",
                         &"cannot list processes for the deleted-files walk",
                     );
-                } else {
+                } else if outcome.walked {
+                    // Only a walk that ran can tell that the failure is over.
                     self.walk_failures.ok("processes");
                 }
                 self.last_walk = Some(outcome.clone());
