@@ -395,6 +395,7 @@ mod tests {
             truncated: true,
             duration: Duration::from_millis(250),
             failed: false,
+            walked: true,
         };
         let c = build(&Summary::default(), Some(&walk), 2);
         let text = render(&c.families);
