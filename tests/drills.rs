@@ -368,6 +368,24 @@ struct Report {
 }
 
 impl Report {
+    /// Wait for an alert at the webhook (see [`Webhook::wait`]) and record how
+    /// long it took since `t`, the first argument after `what`.
+    #[allow(clippy::too_many_arguments)]
+    fn awaited(
+        &mut self,
+        hook: &Webhook,
+        what: &str,
+        t: Instant,
+        status: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Delivered {
+        let delivered = hook.wait(t, status, name, labels, timeout);
+        self.took(what, t, delivered.at);
+        delivered
+    }
+
     fn took(&mut self, what: &str, since: Instant, at: Instant) {
         let secs = at.duration_since(since).as_secs_f64();
         eprintln!("DRILL TIMING: {what}: {secs:.1}s");
@@ -887,7 +905,9 @@ fn incident_drills() {
         eprintln!("DRILL: exporter down");
         let t0 = Instant::now();
         common::signal(spare.pid(), Signal::STOP);
-        let fired = hook.wait(
+        report.awaited(
+            &hook,
+            "exporter down: SIGSTOP -> SentinelExporterDown at webhook",
             t0,
             "firing",
             "SentinelExporterDown",
@@ -898,24 +918,16 @@ fn incident_drills() {
             ],
             Duration::from_secs(60),
         );
-        report.took(
-            "exporter down: SIGSTOP -> SentinelExporterDown at webhook",
-            t0,
-            fired.at,
-        );
         let t1 = Instant::now();
         common::signal(spare.pid(), Signal::CONT);
-        let resolved = hook.wait(
+        report.awaited(
+            &hook,
+            "exporter down: SIGCONT -> resolved at webhook",
             t1,
             "resolved",
             "SentinelExporterDown",
             &[("instance", &spare_i)],
             Duration::from_secs(60),
-        );
-        report.took(
-            "exporter down: SIGCONT -> resolved at webhook",
-            t1,
-            resolved.at,
         );
     }
 
@@ -927,7 +939,9 @@ fn incident_drills() {
             .unwrap_or(dockerd.daemon.pid());
         let t0 = Instant::now();
         common::signal(pid, Signal::STOP);
-        let fired = hook.wait(
+        let fired = report.awaited(
+            &hook,
+            "docker hung: SIGSTOP -> SentinelDockerHung at webhook",
             t0,
             "firing",
             "SentinelDockerHung",
@@ -938,25 +952,17 @@ fn incident_drills() {
             ],
             Duration::from_secs(90),
         );
-        report.took(
-            "docker hung: SIGSTOP -> SentinelDockerHung at webhook",
-            t0,
-            fired.at,
-        );
         eprintln!("  description: {}", fired.annotations["description"]);
         let t1 = Instant::now();
         common::signal(pid, Signal::CONT);
-        let resolved = hook.wait(
+        report.awaited(
+            &hook,
+            "docker hung: SIGCONT -> resolved at webhook",
             t1,
             "resolved",
             "SentinelDockerHung",
             &[("instance", &main_i)],
             Duration::from_secs(90),
-        );
-        report.took(
-            "docker hung: SIGCONT -> resolved at webhook",
-            t1,
-            resolved.at,
         );
     }
 
@@ -991,7 +997,9 @@ fn incident_drills() {
         let main_pid = systemd.ctl(&["show", "-p", "MainPID", "--value", "drill-flanneld.service"]);
         let t0 = Instant::now();
         common::signal(main_pid.parse().unwrap(), Signal::KILL);
-        let fired = hook.wait(
+        let fired = report.awaited(
+            &hook,
+            "unit stranded: dependency killed -> SentinelUnitStranded at webhook",
             t0,
             "firing",
             "SentinelUnitStranded",
@@ -1003,25 +1011,17 @@ fn incident_drills() {
             ],
             Duration::from_secs(90),
         );
-        report.took(
-            "unit stranded: dependency killed -> SentinelUnitStranded at webhook",
-            t0,
-            fired.at,
-        );
         eprintln!("  description: {}", fired.annotations["description"]);
         let t1 = Instant::now();
         systemd.ctl(&["start", "drill-dockerd.service"]);
-        let resolved = hook.wait(
+        report.awaited(
+            &hook,
+            "unit stranded: unit started -> resolved at webhook",
             t1,
             "resolved",
             "SentinelUnitStranded",
             &[("unit", "drill-dockerd.service")],
             Duration::from_secs(60),
-        );
-        report.took(
-            "unit stranded: unit started -> resolved at webhook",
-            t1,
-            resolved.at,
         );
     }
 
@@ -1039,7 +1039,9 @@ fn incident_drills() {
             ("instance", main_i.as_str()),
             ("unit", "drill-crashloop.service"),
         ];
-        let fired = hook.wait(
+        let fired = report.awaited(
+            &hook,
+            "restart loop: unit started -> SentinelUnitRestartLoop at webhook",
             t0,
             "firing",
             "SentinelUnitRestartLoop",
@@ -1047,13 +1049,10 @@ fn incident_drills() {
             Duration::from_secs(90),
         );
         assert_eq!(fired.labels["severity"], "warning");
-        report.took(
-            "restart loop: unit started -> SentinelUnitRestartLoop at webhook",
-            t0,
-            fired.at,
-        );
         eprintln!("  description: {}", fired.annotations["description"]);
-        let info = hook.wait(
+        let info = report.awaited(
+            &hook,
+            "restart loop: unit started -> SentinelUnitRestartUnbounded (info) at webhook",
             t0,
             "firing",
             "SentinelUnitRestartUnbounded",
@@ -1061,38 +1060,27 @@ fn incident_drills() {
             Duration::from_secs(60),
         );
         assert_eq!(info.labels["severity"], "info");
-        report.took(
-            "restart loop: unit started -> SentinelUnitRestartUnbounded (info) at webhook",
-            t0,
-            info.at,
-        );
         let t1 = Instant::now();
         systemd.ctl(&["stop", "drill-crashloop.service"]);
         systemd.remove_unit("drill-crashloop.service");
         systemd.ctl(&["daemon-reload"]);
-        let r1 = hook.wait(
+        report.awaited(
+            &hook,
+            "restart loop: unit stopped and removed -> loop resolved",
             t1,
             "resolved",
             "SentinelUnitRestartLoop",
             &unit,
             Duration::from_secs(90),
         );
-        report.took(
-            "restart loop: unit stopped and removed -> loop resolved",
-            t1,
-            r1.at,
-        );
-        let r2 = hook.wait(
+        report.awaited(
+            &hook,
+            "restart loop: unit stopped and removed -> unbounded resolved",
             t1,
             "resolved",
             "SentinelUnitRestartUnbounded",
             &unit,
             Duration::from_secs(90),
-        );
-        report.took(
-            "restart loop: unit stopped and removed -> unbounded resolved",
-            t1,
-            r2.at,
         );
 
         // A unit that fails once and stays failed.
@@ -1100,7 +1088,9 @@ fn incident_drills() {
         systemd.ctl(&["daemon-reload"]);
         let t0 = Instant::now();
         let _ = systemd.ctl_output(&["start", "drill-broken.service"]);
-        let fired = hook.wait(
+        report.awaited(
+            &hook,
+            "unit failed: start -> SentinelUnitFailed at webhook",
             t0,
             "firing",
             "SentinelUnitFailed",
@@ -1112,26 +1102,18 @@ fn incident_drills() {
             ],
             Duration::from_secs(60),
         );
-        report.took(
-            "unit failed: start -> SentinelUnitFailed at webhook",
-            t0,
-            fired.at,
-        );
         let t1 = Instant::now();
         let _ = systemd.ctl_output(&["reset-failed", "drill-broken.service"]);
         systemd.remove_unit("drill-broken.service");
         systemd.ctl(&["daemon-reload"]);
-        let resolved = hook.wait(
+        report.awaited(
+            &hook,
+            "unit failed: reset-failed -> resolved at webhook",
             t1,
             "resolved",
             "SentinelUnitFailed",
             &[("unit", "drill-broken.service")],
             Duration::from_secs(60),
-        );
-        report.took(
-            "unit failed: reset-failed -> resolved at webhook",
-            t1,
-            resolved.at,
         );
     }
 
@@ -1201,6 +1183,7 @@ fn incident_drills() {
         for (name, labels) in &wanted {
             let mut l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
             l.push(("instance", &main_i));
+            // The severity is in the alert itself, so wait first and record after.
             let d = hook.wait(t0, "firing", name, &l, Duration::from_secs(150));
             let sev = d.labels["severity"].clone();
             report.took(
@@ -1236,11 +1219,14 @@ fn incident_drills() {
         std::fs::remove_file(&log).unwrap();
         for (name, labels) in &wanted {
             let l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let d = hook.wait(t1, "resolved", name, &l, Duration::from_secs(120));
-            report.took(
+            report.awaited(
+                &hook,
                 &format!("runaway log: log deleted -> {name} resolved"),
                 t1,
-                d.at,
+                "resolved",
+                name,
+                &l,
+                Duration::from_secs(120),
             );
         }
     }
@@ -1254,7 +1240,9 @@ fn incident_drills() {
             .args(["-t", &init, "-p", "python3", "-c", ZOMBIE_MAKER, "12"])
             .arg(fs.join("held"));
         let maker = Daemon::spawn("zombie maker", &mut maker_cmd, &dir.join("maker.log"));
-        let fired = hook.wait(
+        let fired = report.awaited(
+            &hook,
+            "zombies: 12 unreaped children -> SentinelZombiesAccumulating at webhook",
             t0,
             "firing",
             "SentinelZombiesAccumulating",
@@ -1264,11 +1252,6 @@ fn incident_drills() {
                 ("severity", "warning"),
             ],
             Duration::from_secs(90),
-        );
-        report.took(
-            "zombies: 12 unreaped children -> SentinelZombiesAccumulating at webhook",
-            t0,
-            fired.at,
         );
         eprintln!("  description: {}", fired.annotations["description"]);
         // Kill the parent (nsenter's child inside the namespace): its zombies
@@ -1282,31 +1265,25 @@ fn incident_drills() {
         {
             common::signal(pid, Signal::KILL);
         }
-        let fired = hook.wait(
+        report.awaited(
+            &hook,
+            "zombies: parent killed -> SentinelInitNotReaping at webhook",
             t1,
             "firing",
             "SentinelInitNotReaping",
             &[("instance", &procs_i), ("severity", "warning")],
             Duration::from_secs(90),
         );
-        report.took(
-            "zombies: parent killed -> SentinelInitNotReaping at webhook",
-            t1,
-            fired.at,
-        );
         let t2 = Instant::now();
         common::signal(ns.init_pid, Signal::USR1);
-        let d = hook.wait(
+        report.awaited(
+            &hook,
+            "zombies: init reaped -> SentinelInitNotReaping resolved",
             t2,
             "resolved",
             "SentinelInitNotReaping",
             &[("instance", &procs_i)],
             Duration::from_secs(60),
-        );
-        report.took(
-            "zombies: init reaped -> SentinelInitNotReaping resolved",
-            t2,
-            d.at,
         );
         // The maker's own alert resolved when its zombies passed to init.
         hook.wait(
@@ -1374,7 +1351,9 @@ fn incident_drills() {
             std::thread::sleep(Duration::from_millis(200));
             None
         });
-        let fired = hook.wait(
+        report.awaited(
+            &hook,
+            "D state: statvfs on a stopped FUSE mount -> SentinelProcessesStuckInDState at webhook",
             t0,
             "firing",
             "SentinelProcessesStuckInDState",
@@ -1385,24 +1364,16 @@ fn incident_drills() {
             ],
             Duration::from_secs(60),
         );
-        report.took(
-            "D state: statvfs on a stopped FUSE mount -> SentinelProcessesStuckInDState at webhook",
-            t0,
-            fired.at,
-        );
         let t1 = Instant::now();
         common::signal(bindfs_pid, Signal::CONT);
-        let resolved = hook.wait(
+        report.awaited(
+            &hook,
+            "D state: FUSE daemon resumed -> resolved at webhook",
             t1,
             "resolved",
             "SentinelProcessesStuckInDState",
             &[("instance", &procs_i), ("comm", "drill-dstate")],
             Duration::from_secs(60),
-        );
-        report.took(
-            "D state: FUSE daemon resumed -> resolved at webhook",
-            t1,
-            resolved.at,
         );
         drop(stuck);
         d_state_ran = true;
