@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use rustix::fs::{StatVfs, StatVfsMountFlags};
+use rustix::fs::StatVfs;
 use tokio::sync::{Semaphore, oneshot};
 
 /// What statvfs says about a filesystem, in bytes and inodes.
@@ -28,7 +28,6 @@ pub struct Usage {
     pub avail_bytes: u64,
     pub files: u64,
     pub files_free: u64,
-    pub readonly: bool,
 }
 
 impl Usage {
@@ -56,7 +55,6 @@ impl From<&StatVfs> for Usage {
             avail_bytes: st.f_bavail.saturating_mul(unit),
             files: st.f_files,
             files_free: st.f_ffree,
-            readonly: st.f_flag.contains(StatVfsMountFlags::RDONLY),
         }
     }
 }

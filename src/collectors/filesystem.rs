@@ -27,11 +27,12 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::collector::{CollectError, Collection, Collector, unix_now};
-use crate::config::{Paths, parse_positive_duration, parse_regex};
+use crate::host::Paths;
+use crate::host::mounts::{self, Mount};
 use crate::metrics::{Family, Labels, flag};
-use crate::mounts::{self, Mount};
 use crate::statfs::{StatGuard, StatOutcome, Usage};
 use crate::trend::{self, Trend};
+use crate::values::{parse_positive_duration, parse_regex};
 
 /// Pseudo filesystems and container-internal mounts: not where a node runs out of space.
 pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str = r"^/(dev/(pts|mqueue|hugepages)|proc|sys|run/credentials/.+|run/containerd/.+|run/docker/netns/.+|run/netns/.+|var/lib/docker/.+|var/lib/containers/storage/.+|var/lib/kubelet/pods/.+)($|/)";
@@ -201,8 +202,7 @@ impl Families {
         self.files.push(labels.clone(), usage.files as f64);
         self.files_free
             .push(labels.clone(), usage.files_free as f64);
-        self.readonly
-            .push(labels.clone(), flag(mount.readonly || usage.readonly));
+        self.readonly.push(labels.clone(), flag(mount.readonly));
         if let Some(rate) = history.used_bytes.slope() {
             self.fill_rate.push(labels.clone(), rate);
             self.until_full.push(
@@ -318,7 +318,7 @@ mod tests {
             mountpoint: mountpoint.into(),
             fstype: fstype.into(),
             device: "dev".into(),
-            readonly: false,
+            ..Mount::default()
         }
     }
 
@@ -421,7 +421,6 @@ mod tests {
             avail_bytes: free.saturating_sub(GIB / 2),
             files: 1_000_000,
             files_free,
-            readonly: false,
         };
         let mut collection = Collection::default();
         for i in 0..=20u64 {
@@ -435,10 +434,7 @@ mod tests {
                         40 * GIB,
                     )),
                     "/dev/shm" => StatOutcome::Ok(usage(GIB, 1000, GIB)),
-                    "/mnt/my disk" => StatOutcome::Ok(Usage {
-                        readonly: true,
-                        ..usage(GIB, 10, 2 * GIB)
-                    }),
+                    "/mnt/my disk" => StatOutcome::Ok(usage(GIB, 10, 2 * GIB)),
                     "/mnt/nfs" => StatOutcome::Hung,
                     _ => StatOutcome::Failed(std::io::Error::from(
                         std::io::ErrorKind::PermissionDenied,

@@ -50,8 +50,9 @@ use bollard::Docker;
 use tokio::task::JoinHandle;
 
 use crate::collector::{CollectError, Collection, Collector, FailureLog, unix_now};
-use crate::config::{Paths, parse_positive_duration};
+use crate::host::Paths;
 use crate::metrics::{Family, Labels, flag};
+use crate::values::parse_positive_duration;
 
 use daemon::{Check, DownKind, Target};
 use state::{Health, Op, Reason, STATES, Socket, State};

@@ -56,11 +56,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::collector::{CollectError, Collection, Collector};
-use crate::config::{Paths, parse_positive_duration};
+use crate::host::Paths;
+use crate::host::mounts;
 use crate::metrics::{Family, Labels};
-use crate::mounts;
 use crate::statfs::{StatGuard, StatOutcome};
 use crate::trend;
+use crate::values::parse_positive_duration;
 
 pub use glob::{GroupGlob, parse_group_glob};
 use track::GroupState;

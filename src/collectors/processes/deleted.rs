@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 
-use crate::config::Paths;
-use crate::mounts::{self, Mount};
+use crate::host::Paths;
+use crate::host::mounts::{self, Mount};
 
 /// Mountpoint label when a file's device is in no mount of the table read
 /// (another mount namespace, or the table could not be read).

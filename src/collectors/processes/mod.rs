@@ -49,8 +49,9 @@ pub mod worker;
 use std::time::Duration;
 
 use crate::collector::{CollectError, Collection, Collector, FailureLog};
-use crate::config::{Paths, parse_duration, parse_positive_duration};
+use crate::host::Paths;
 use crate::metrics::{Family, Labels, flag};
+use crate::values::{parse_duration, parse_positive_duration};
 
 use deleted::{Outcome, Walker};
 use scan::{ScanError, Summary};

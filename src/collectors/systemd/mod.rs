@@ -100,7 +100,7 @@ use tokio::task::JoinHandle;
 use zbus::Connection;
 
 use crate::collector::{CollectError, Collection, Collector, FailureLog};
-use crate::config::{parse_anchored_regex, parse_positive_duration};
+use crate::values::{parse_anchored_regex, parse_positive_duration};
 
 use bus::{BusChoice, BusError, Failure, Listed, Prop, Signal};
 use rules::{DepTimes, EventWindow, StaticProps, UnitView};

@@ -1,17 +1,28 @@
 //! The mount table, from procfs mountinfo, shared by every collector that maps
 //! a path or a device to its filesystem (filesystem, logs, deleted files).
 //!
-//! With `--path.rootfs=/` the exporter sees the host's mounts as its own and
-//! reads `PROCFS/self/mountinfo`; run in a container with the host mounted
-//! elsewhere, it reads init's table (`PROCFS/1/mountinfo`), as node_exporter does.
+//! The table is the host's: `PROCFS/1/mountinfo` (init's mount namespace, as
+//! node_exporter reads it), falling back to `PROCFS/self/mountinfo` only when
+//! init's is unreadable. Our own namespace can differ from the host's: in the
+//! DaemonSet the host root is a read-only bind mount, and under the systemd
+//! unit `ProtectSystem=strict` remounts everything read-only for us alone, so
+//! read-only-ness is taken from the host's mount options, never from statvfs.
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Paths;
+use crate::host::Paths;
 
 /// One mounted filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Mount {
+    /// The mount's ID (field 1): its identity. A new mount at the same path,
+    /// after a lazy unmount of a hung one, has a new ID.
+    pub id: u32,
+    /// The parent mount's ID (field 2).
+    pub parent_id: u32,
+    /// The path inside the filesystem that is mounted here (field 4): `/` for
+    /// a whole filesystem, a subdirectory for a bind mount of a subtree.
+    pub root: String,
     /// Device number (major, minor) as in `st_dev` of files on it.
     pub dev: (u32, u32),
     /// Where it is mounted, as the host sees it.
@@ -19,7 +30,11 @@ pub struct Mount {
     pub fstype: String,
     /// The mount source (a device path, `tmpfs`, a server export...).
     pub device: String,
+    /// The host mounts it read-only (per-mount or superblock option `ro`).
     pub readonly: bool,
+    /// The superblock options (after the fstype and source), e.g. an
+    /// overlay's `upperdir=`.
+    pub super_options: String,
 }
 
 impl Mount {
@@ -44,23 +59,21 @@ pub enum MountsError {
     },
 }
 
-/// The mountinfo file to read for these host paths.
-pub fn mountinfo_path(paths: &Paths) -> PathBuf {
-    if paths.rootfs == Path::new("/") {
-        paths.procfs.join("self/mountinfo")
-    } else {
-        paths.procfs.join("1/mountinfo")
-    }
-}
-
-/// Read and parse the mount table. When a mountpoint is listed more than once
-/// (over-mounts), the last entry wins: it is the one path lookups reach.
+/// Read and parse the host's mount table (init's, else our own). When a
+/// mountpoint is listed more than once (over-mounts), the last entry wins: it
+/// is the one path lookups reach.
 pub fn read(paths: &Paths) -> Result<Vec<Mount>, MountsError> {
-    let path = mountinfo_path(paths);
-    let text = std::fs::read_to_string(&path).map_err(|source| MountsError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let init = paths.procfs.join("1/mountinfo");
+    let (path, text) = match std::fs::read_to_string(&init) {
+        Ok(text) => (init, text),
+        Err(_) => {
+            let own = paths.procfs.join("self/mountinfo");
+            match std::fs::read_to_string(&own) {
+                Ok(text) => (own, text),
+                Err(source) => return Err(MountsError::Read { path: init, source }),
+            }
+        }
+    };
     parse(&text).map_err(|(line, why)| MountsError::Parse { path, line, why })
 }
 
@@ -90,6 +103,8 @@ fn parse_line(line: &str) -> Result<Mount, &'static str> {
     if sep < 6 || fields.len() < sep + 3 {
         return Err("too few fields");
     }
+    let id = fields[0].parse().map_err(|_| "bad mount ID")?;
+    let parent_id = fields[1].parse().map_err(|_| "bad parent ID")?;
     let (major, minor) = fields[2].split_once(':').ok_or("bad major:minor")?;
     let dev = (
         major.parse().map_err(|_| "bad major")?,
@@ -99,11 +114,15 @@ fn parse_line(line: &str) -> Result<Mount, &'static str> {
     let super_options = fields.get(sep + 3).copied().unwrap_or("");
     let is_ro = |opts: &str| opts.split(',').any(|o| o == "ro");
     Ok(Mount {
+        id,
+        parent_id,
+        root: unescape(fields[3]),
         dev,
         mountpoint: unescape(fields[4]),
         fstype: unescape(fields[sep + 1]),
         device: unescape(fields[sep + 2]),
         readonly: is_ro(mount_options) || is_ro(super_options),
+        super_options: super_options.to_string(),
     })
 }
 
@@ -144,9 +163,16 @@ pub fn mount_for<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
         .max_by_key(|m| m.mountpoint.len())
 }
 
-/// The mount with this `st_dev`, if any (the last listed wins, as for paths).
+/// The mount that really holds the filesystem with this `st_dev`: of all its
+/// mounts, one of the whole filesystem (`root` is `/`) before a bind mount of
+/// a subtree (kubelet's subPath mounts, Docker volumes), then the shortest
+/// mountpoint. So a file on the root disk is labelled `/`, never
+/// `/var/lib/kubelet/pods/<uid>/volume-subpaths/...`.
 pub fn mount_for_dev(mounts: &[Mount], st_dev: u64) -> Option<&Mount> {
-    mounts.iter().rev().find(|m| m.st_dev() == st_dev)
+    mounts
+        .iter()
+        .filter(|m| m.st_dev() == st_dev)
+        .min_by_key(|m| (m.root != "/", m.mountpoint.len()))
 }
 
 #[cfg(test)]
@@ -190,6 +216,29 @@ mod tests {
             .collect();
         assert_eq!(shm.len(), 1);
         assert_eq!(shm[0].dev, (0, 52));
+    }
+
+    #[test]
+    fn identity_and_root_fields() {
+        let mounts = parse(SAMPLE).unwrap();
+        let root = &mounts[0];
+        assert_eq!((root.id, root.parent_id, root.root.as_str()), (22, 1, "/"));
+        let overlay = mounts.iter().find(|m| m.fstype == "overlay").unwrap();
+        assert_eq!(overlay.super_options, "rw,lowerdir=/x");
+    }
+
+    #[test]
+    fn a_device_maps_to_its_whole_filesystem_mount_not_a_subtree_bind() {
+        // kubelet's subPath bind mount of the root disk, listed after `/`.
+        let table = "\
+22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 22 252:0 /var/lib/kubelet/pods/u/volumes/v/data /var/lib/kubelet/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/vda rw
+41 22 252:0 / /mnt/again rw - ext4 /dev/vda rw
+";
+        let mounts = parse(table).unwrap();
+        let dev = rustix::fs::makedev(252, 0);
+        assert_eq!(mount_for_dev(&mounts, dev).unwrap().mountpoint, "/");
+        assert!(mount_for_dev(&mounts, rustix::fs::makedev(1, 1)).is_none());
     }
 
     #[test]
