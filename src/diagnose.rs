@@ -4,10 +4,10 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::collector::Scheduler;
 use crate::collectors;
 use crate::config::Cli;
 use crate::findings::{self, Severity};
+use crate::scheduler::Scheduler;
 
 /// Watch for `watch`, then return the report and whether anything critical or
 /// warning was found.

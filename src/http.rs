@@ -24,8 +24,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::collector::{self, Store};
+use crate::collector;
 use crate::findings;
+use crate::store::{self, Store};
 use crate::web_config::{BasicAuth, WebConfig};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -41,7 +42,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Arc<Store>, telemetry_path: &str) -> Self {
         AppState {
-            registry: Arc::new(collector::registry(store.clone())),
+            registry: Arc::new(store::registry(store.clone())),
             store,
             telemetry_path: telemetry_path.into(),
         }
@@ -399,7 +400,7 @@ mod tests {
             std::path::Path::new("."),
         )
         .unwrap();
-        let store = crate::collector::Scheduler::new().store();
+        let store = crate::scheduler::Scheduler::new().store();
         let app = with_web_config(router(AppState::new(store, "/metrics")), &web);
         let get = |auth: Option<String>| {
             let mut request = Request::builder().uri("/metrics");

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use node_sentinel::collector::Scheduler;
 use node_sentinel::config::{Cli, Command, LogFormat};
+use node_sentinel::scheduler::Scheduler;
 use node_sentinel::web_config::WebConfig;
 use node_sentinel::{collectors, diagnose, http};
 

@@ -7,8 +7,8 @@ pub mod logs;
 pub mod processes;
 pub mod systemd;
 
-use crate::collector::Scheduler;
 use crate::config::Cli;
+use crate::scheduler::Scheduler;
 
 /// Every collector's name, as used in `--collector.NAME`.
 pub const NAMES: [&str; 5] = ["docker", "filesystem", "systemd", "processes", "logs"];
