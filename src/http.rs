@@ -55,8 +55,22 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(&path, get(metrics))
         .route("/", get(landing))
-        .route("/-/healthy", get(|| async { "OK\n" }))
-        .route("/-/ready", get(|| async { "OK\n" }))
+        .route(
+            "/-/healthy",
+            get(|State(s): State<AppState>| async move {
+                s.store
+                    .healthy()
+                    .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))
+            }),
+        )
+        .route(
+            "/-/ready",
+            get(|State(s): State<AppState>| async move {
+                s.store
+                    .ready()
+                    .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))
+            }),
+        )
         .with_state(state)
 }
 

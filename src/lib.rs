@@ -10,6 +10,7 @@ pub mod findings;
 pub mod host;
 pub mod http;
 pub mod metrics;
+pub mod panics;
 pub mod scheduler;
 pub mod statfs;
 pub mod store;

@@ -13,11 +13,12 @@ use clap::Parser;
 use node_sentinel::config::{Cli, Command, LogFormat};
 use node_sentinel::scheduler::Scheduler;
 use node_sentinel::web_config::WebConfig;
-use node_sentinel::{collectors, diagnose, http};
+use node_sentinel::{collectors, diagnose, http, panics};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    panics::install_hook();
     let web = match cli.web.config_file.as_deref().map(WebConfig::load) {
         None => WebConfig::default(),
         Some(Ok(web)) => web,

@@ -1,12 +1,28 @@
 //! The snapshot store: one slot per collector, each holding the latest
 //! published round, replaced whole; `/metrics` encodes only these.
+//!
+//! It also answers the health checks. Healthy ([`Store::healthy`]): every
+//! collector's task is alive and its loop has made progress (started or
+//! published a round) within twice its round budget, the budget being its
+//! interval but at least 10 s. A round is cut at its budget and the next
+//! starts at most an interval later, so a gap that long means the loop is
+//! stuck (a blocking call on the runtime's thread) or gone, not slow; the
+//! factor 2 leaves room for a loaded node. Ready ([`Store::ready`]): healthy,
+//! and every collector has finished its first round, failed or not, so a
+//! scrape no longer returns a collector with no data yet.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
+use tokio::time::Instant;
 
 use crate::metrics::{self, Family};
+use crate::panics;
+
+/// A round may overrun a short interval a little, never forever.
+const MIN_BUDGET: Duration = Duration::from_secs(10);
 
 /// The published state of one collector, replaced whole after every round.
 #[derive(Debug, Default)]
@@ -17,7 +33,42 @@ pub struct Published {
     /// Unix time of the latest successful round.
     pub last_success: Option<f64>,
     pub series_dropped_total: u64,
+    /// Rounds that panicked since start.
+    pub panics_total: u64,
+    /// Rounds published since start, failed ones included.
+    pub rounds: u64,
     pub last_error: Option<String>,
+}
+
+/// A collector's state in words, for people (the landing page, `diagnose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// No round finished yet.
+    Starting,
+    /// The latest round succeeded.
+    Ok,
+    /// The latest round failed; `last_error` says why.
+    Failing,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Starting => "starting",
+            Status::Ok => "ok",
+            Status::Failing => "failing",
+        }
+    }
+}
+
+impl Published {
+    pub fn status(&self) -> Status {
+        match (self.rounds, self.success) {
+            (0, _) => Status::Starting,
+            (_, true) => Status::Ok,
+            (_, false) => Status::Failing,
+        }
+    }
 }
 
 /// One collector's slot in the store.
@@ -26,6 +77,10 @@ pub struct Slot {
     pub name: &'static str,
     pub interval: Duration,
     current: RwLock<Arc<Published>>,
+    /// When the collector's loop last started or published a round.
+    progress: Mutex<Instant>,
+    /// Cleared when the collector's task ends, however it ends.
+    alive: AtomicBool,
 }
 
 impl Slot {
@@ -34,23 +89,55 @@ impl Slot {
             name,
             interval,
             current: RwLock::new(Arc::new(Published::default())),
+            progress: Mutex::new(Instant::now()),
+            alive: AtomicBool::new(true),
         }
+    }
+
+    /// How long one round may run before it is cut and reported as overrun.
+    pub fn budget(&self) -> Duration {
+        self.interval.max(MIN_BUDGET)
+    }
+
+    /// Without progress for this long, the collector's loop counts as stuck.
+    pub fn stall_limit(&self) -> Duration {
+        self.budget() * 2
     }
 
     /// The latest published state.
     pub fn current(&self) -> Arc<Published> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        panics::read(&self.current).clone()
     }
 
     pub(crate) fn publish(&self, published: Published) {
-        let published = Arc::new(published);
-        match self.current.write() {
-            Ok(mut guard) => *guard = published,
-            Err(poisoned) => *poisoned.into_inner() = published,
+        *panics::write(&self.current) = Arc::new(published);
+        self.progressed();
+    }
+
+    /// Record that the collector's loop is making progress.
+    pub(crate) fn progressed(&self) {
+        *panics::lock(&self.progress) = Instant::now();
+    }
+
+    /// Record that the collector's task has ended.
+    pub(crate) fn ended(&self) {
+        self.alive.store(false, Ordering::Release);
+    }
+
+    /// Why this collector is not running normally at `now`, if it is not.
+    fn stalled(&self, now: Instant) -> Option<String> {
+        if !self.alive.load(Ordering::Acquire) {
+            return Some(format!("collector {}: its task has ended", self.name));
         }
+        let quiet = now.saturating_duration_since(*panics::lock(&self.progress));
+        (quiet > self.stall_limit()).then(|| {
+            format!(
+                "collector {}: no round started or finished for {:.0}s (limit {:?})",
+                self.name,
+                quiet.as_secs_f64(),
+                self.stall_limit()
+            )
+        })
     }
 }
 
@@ -67,6 +154,38 @@ impl Store {
 
     pub fn slots(&self) -> &[Arc<Slot>] {
         &self.slots
+    }
+
+    /// `/-/healthy`: Ok, or the first collector whose loop is gone or stuck
+    /// (see the module docs for the bound).
+    pub fn healthy(&self) -> Result<&'static str, String> {
+        self.healthy_at(Instant::now())
+    }
+
+    fn healthy_at(&self, now: Instant) -> Result<&'static str, String> {
+        match self.slots.iter().find_map(|s| s.stalled(now)) {
+            Some(why) => Err(why + "\n"),
+            None => Ok("OK\n"),
+        }
+    }
+
+    /// `/-/ready`: healthy, and every collector has finished its first round.
+    pub fn ready(&self) -> Result<&'static str, String> {
+        self.healthy()?;
+        let waiting: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|s| s.current().rounds == 0)
+            .map(|s| s.name)
+            .collect();
+        if waiting.is_empty() {
+            Ok("OK\n")
+        } else {
+            Err(format!(
+                "waiting for the first round of: {}\n",
+                waiting.join(", ")
+            ))
+        }
     }
 
     /// Encode every snapshot and the exporter's own metrics.
@@ -99,6 +218,10 @@ impl Store {
             "sentinel_collector_interval_seconds",
             "How often the collector samples.",
         );
+        let mut panics = Family::counter(
+            "sentinel_collector_panics",
+            "Rounds of the collector that panicked (a bug; each is a failed round, and the collector keeps running).",
+        );
         for (slot, p) in self.slots.iter().zip(current) {
             let label = || vec![("collector", slot.name.to_string())];
             success.push(label(), metrics::flag(p.success));
@@ -108,6 +231,7 @@ impl Store {
             }
             dropped.push(label(), p.series_dropped_total as f64);
             interval.push(label(), slot.interval.as_secs_f64());
+            panics.push(label(), p.panics_total as f64);
         }
         let mut build = Family::gauge(
             "sentinel_build_info",
@@ -121,7 +245,7 @@ impl Store {
             ],
             1.0,
         );
-        vec![build, dropped, duration, interval, last, success]
+        vec![build, dropped, duration, interval, last, panics, success]
     }
 }
 
@@ -140,4 +264,54 @@ pub fn registry(store: Arc<Store>) -> prometheus_client::registry::Registry {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(StoreView(store)));
     registry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loop_without_progress_is_unhealthy_after_twice_its_budget() {
+        let mut store = Store::default();
+        assert_eq!(store.healthy(), Ok("OK\n"), "no collectors: healthy");
+        assert_eq!(store.ready(), Ok("OK\n"));
+        let fast = Arc::new(Slot::new("fast", Duration::from_secs(5)));
+        let slow = Arc::new(Slot::new("slow", Duration::from_secs(60)));
+        store.add(fast.clone());
+        store.add(slow.clone());
+        assert_eq!(fast.stall_limit(), Duration::from_secs(20));
+        assert_eq!(slow.stall_limit(), Duration::from_secs(120));
+        let t0 = Instant::now();
+        assert!(store.healthy_at(t0 + Duration::from_secs(20)).is_ok());
+        let why = store.healthy_at(t0 + Duration::from_secs(21)).unwrap_err();
+        assert!(
+            why.starts_with("collector fast: no round started or finished for 21s"),
+            "{why}"
+        );
+        tokio::time::advance(Duration::from_secs(15)).await;
+        fast.progressed();
+        assert!(store.healthy_at(t0 + Duration::from_secs(35)).is_ok());
+        let why = store.healthy_at(t0 + Duration::from_secs(121)).unwrap_err();
+        assert!(why.starts_with("collector fast"), "{why}");
+        fast.progressed();
+        slow.progressed();
+        assert!(store.healthy().is_ok());
+        slow.ended();
+        assert!(
+            store
+                .healthy()
+                .unwrap_err()
+                .contains("slow: its task has ended")
+        );
+    }
+
+    #[test]
+    fn status_words() {
+        let mut p = Published::default();
+        assert_eq!(p.status().word(), "starting");
+        p.rounds = 1;
+        assert_eq!(p.status().word(), "failing");
+        p.success = true;
+        assert_eq!(p.status().word(), "ok");
+    }
 }
