@@ -25,6 +25,10 @@
 //!   most one per operation at any time (single-flight): a hung daemon never
 //!   collects more than one connection per operation from us. `collect` only
 //!   starts tasks and reads their shared results, so it returns at once.
+//! - A probe task that panics (a bug) ends as a failed probe of reason `io`,
+//!   its in-flight mark released by a drop guard, so it is probed again next
+//!   round and never reads as hung; the panic is logged once per operation.
+//!   The socket check is guarded the same way.
 //! - Hung = the socket accepts connections (a plain connect, no HTTP, a full
 //!   backlog counts as accepting) and some operation has gone unanswered for
 //!   `--collector.docker.hang-threshold` (across abandoned probes, so a
@@ -52,6 +56,7 @@ use tokio::task::JoinHandle;
 use crate::collector::{CollectError, Collection, Collector, FailureLog, unix_now};
 use crate::host::Paths;
 use crate::metrics::{Family, Labels, flag};
+use crate::panics;
 use crate::values::parse_positive_duration;
 
 use daemon::{Check, DownKind, Target};
@@ -124,9 +129,63 @@ pub struct DockerCollector {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// A panicking probe task must not take the collector down with it.
 fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panicking probe task must not take the collector down with it.
-    shared.lock().unwrap_or_else(|p| p.into_inner())
+    panics::lock(shared)
+}
+
+/// A background task's claim on the shared state (an operation's in-flight
+/// mark, the socket check's flag), released however the task ends: through
+/// [`Ending::finish`] normally, or by `abandon` when the task's future is
+/// dropped without finishing (it panicked, or was aborted). Without it, a
+/// panicking probe would leave `in_flight` set forever: that operation would
+/// never be probed again, and its growing age would read as a hang.
+struct Ending<F: FnOnce(&mut State, Option<String>)> {
+    shared: Arc<Mutex<State>>,
+    /// Called with the panic's text when the task unwound from a panic.
+    abandon: Option<F>,
+}
+
+impl<F: FnOnce(&mut State, Option<String>)> Ending<F> {
+    fn new(shared: Arc<Mutex<State>>, abandon: F) -> Self {
+        Ending {
+            shared,
+            abandon: Some(abandon),
+        }
+    }
+
+    /// Finish normally. If `f` itself panics, the claim is still released on drop.
+    fn finish(mut self, f: impl FnOnce(&mut State)) {
+        f(&mut lock(&self.shared));
+        self.abandon = None;
+    }
+}
+
+impl<F: FnOnce(&mut State, Option<String>)> Drop for Ending<F> {
+    fn drop(&mut self) {
+        if let Some(abandon) = self.abandon.take() {
+            let panicked = std::thread::panicking()
+                .then(|| panics::take_caught().unwrap_or_else(|| "panicked".into()));
+            abandon(&mut lock(&self.shared), panicked);
+        }
+    }
+}
+
+/// The claim of a probe of `op` that has begun. Abandoned, it ends as a failed
+/// probe of reason `io`: not a timeout, so never a hang, and the panic or
+/// abort dropped the request mid-exchange, which is what `io` counts.
+fn probe_claim(
+    shared: Arc<Mutex<State>>,
+    op: Op,
+) -> Ending<impl FnOnce(&mut State, Option<String>)> {
+    let started = Instant::now();
+    Ending::new(shared, move |st: &mut State, panicked| {
+        st.finish(op, Err(Reason::Io), started.elapsed(), unix_now());
+        if let Some(text) = panicked {
+            let detail = format!("the {} probe {text}; counted as reason io", op.label());
+            st.op_mut(op).panic_log.failed("docker", "panic", &detail);
+        }
+    })
 }
 
 impl DockerCollector {
@@ -169,7 +228,14 @@ impl DockerCollector {
         }
         let shared = self.shared.clone();
         let config = self.config.clone();
-        self.tasks.push(tokio::spawn(async move {
+        let ending = Ending::new(shared.clone(), |st: &mut State, panicked| {
+            st.socket_check_in_flight = false;
+            if let Some(text) = panicked {
+                let detail = format!("the socket check {text}");
+                st.check_panic_log.failed("docker", "panic", &detail);
+            }
+        });
+        self.tasks.push(tokio::spawn(panics::quiet(async move {
             let timeout = CHECK_TIMEOUT.min(config.timeout);
             let check = daemon::check(&config.target, timeout).await;
             let from_pidfile = || {
@@ -183,17 +249,19 @@ impl DockerCollector {
                 Check::Backlogged => from_pidfile(),
                 Check::Down(_) => None,
             };
-            let mut st = lock(&shared);
-            st.socket_check_in_flight = false;
-            st.socket = match check {
-                Check::Accepting { .. } | Check::Backlogged => Socket::Accepting,
-                Check::Down(_) => Socket::Down,
-            };
-            st.last_check = Some(check);
-            if let Some(id) = identity {
-                st.observe_identity(id);
-            }
-        }));
+            ending.finish(|st| {
+                st.socket_check_in_flight = false;
+                st.check_panic_log.ok("docker");
+                st.socket = match check {
+                    Check::Accepting { .. } | Check::Backlogged => Socket::Accepting,
+                    Check::Down(_) => Socket::Down,
+                };
+                st.last_check = Some(check);
+                if let Some(id) = identity {
+                    st.observe_identity(id);
+                }
+            });
+        })));
     }
 
     /// Start one probe per operation that has none outstanding.
@@ -241,7 +309,8 @@ impl DockerCollector {
             let shared = self.shared.clone();
             let docker = client.clone();
             let timeout = self.config.timeout;
-            self.tasks.push(tokio::spawn(async move {
+            let ending = probe_claim(shared, op);
+            self.tasks.push(tokio::spawn(panics::quiet(async move {
                 let outcome = tokio::time::timeout(
                     timeout,
                     probe::run(&docker, op, target.as_deref(), negotiate),
@@ -249,12 +318,17 @@ impl DockerCollector {
                 .await;
                 // On timeout the request future is dropped here, closing its connection.
                 let (result, elapsed) = outcome.unwrap_or((Err(Reason::Timeout), timeout));
-                let mut st = lock(&shared);
-                if negotiate && result.is_ok() {
-                    st.negotiated = generation;
-                }
-                st.finish(op, result, elapsed, unix_now());
-            }));
+                panics::inject_panic("docker", op.label());
+                ending.finish(|st| {
+                    if negotiate && result.is_ok() {
+                        st.negotiated = generation;
+                    }
+                    if result.is_ok() {
+                        st.op_mut(op).panic_log.ok("docker");
+                    }
+                    st.finish(op, result, elapsed, unix_now());
+                });
+            })));
         }
     }
 
@@ -455,5 +529,47 @@ impl Drop for DockerCollector {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_probe_task_ends_as_an_io_failure_not_a_hang() {
+        let shared = Arc::new(Mutex::new(State::new(10)));
+        let t0 = Instant::now();
+        {
+            let mut st = lock(&shared);
+            st.socket = Socket::Accepting;
+            assert!(st.begin(Op::Info, t0));
+        }
+        let ending = probe_claim(shared.clone(), Op::Info);
+        let task = tokio::spawn(panics::quiet(async move {
+            tokio::task::yield_now().await;
+            // Panics while holding the lock, too: the claim is still released.
+            ending.finish(|_| panic!("decoding went wrong"));
+        }));
+        assert!(task.await.unwrap_err().is_panic());
+        let st = lock(&shared);
+        assert_eq!(st.op(Op::Info).in_flight, None);
+        assert_eq!(st.op(Op::Info).failures[Reason::Io as usize], 1);
+        assert!(!st.hung(t0 + Duration::from_secs(3600), Duration::from_secs(10)));
+    }
+
+    #[tokio::test]
+    async fn a_finished_probe_leaves_a_later_probe_alone() {
+        let shared = Arc::new(Mutex::new(State::new(10)));
+        lock(&shared).begin(Op::Ping, Instant::now());
+        let ending = probe_claim(shared.clone(), Op::Ping);
+        ending.finish(|st| {
+            st.finish(Op::Ping, Ok(state::Answer::Ping), Duration::ZERO, 1.0);
+            // The next probe begins before this task's claim is dropped.
+            assert!(st.begin(Op::Ping, Instant::now()));
+        });
+        let st = lock(&shared);
+        assert!(st.op(Op::Ping).in_flight.is_some());
+        assert_eq!(st.op(Op::Ping).failures, [0; 5]);
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::collector::FailureLog;
 use crate::metrics::HistogramValue;
 
 /// The probed API operations, in label order.
@@ -176,6 +177,8 @@ pub struct OpState {
     pub last_ok: bool,
     pub failures: [u64; 5],
     pub duration: HistogramValue,
+    /// Logs a panicking probe of this operation once, and its recovery.
+    pub panic_log: FailureLog,
 }
 
 impl Default for OpState {
@@ -187,6 +190,7 @@ impl Default for OpState {
             last_ok: false,
             failures: [0; 5],
             duration: HistogramValue::new(&BUCKETS),
+            panic_log: FailureLog::default(),
         }
     }
 }
@@ -218,6 +222,8 @@ pub struct State {
     pub ops: [OpState; 5],
     pub socket: Socket,
     pub socket_check_in_flight: bool,
+    /// Logs a panicking socket check once, and its recovery.
+    pub check_panic_log: FailureLog,
     /// The latest plain connect's result, for the failure log.
     pub last_check: Option<super::daemon::Check>,
     /// Generation of the client whose API version was negotiated.
@@ -246,6 +252,7 @@ impl State {
             ops: Default::default(),
             socket: Socket::Unknown,
             socket_check_in_flight: false,
+            check_panic_log: FailureLog::default(),
             last_check: None,
             negotiated: 0,
             identity: None,
@@ -267,7 +274,7 @@ impl State {
         &self.ops[op.index()]
     }
 
-    fn op_mut(&mut self, op: Op) -> &mut OpState {
+    pub fn op_mut(&mut self, op: Op) -> &mut OpState {
         &mut self.ops[op.index()]
     }
 
