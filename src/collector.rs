@@ -142,3 +142,27 @@ pub fn unix_now() -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_kind_words_map_onto_the_fixed_kinds() {
+        for (word, kind) in [
+            ("config", ErrorKind::Config),
+            ("mountinfo", ErrorKind::Read),
+            ("procfs", ErrorKind::Read),
+            ("boot_time", ErrorKind::Read),
+            ("thread", ErrorKind::Thread),
+            ("spawn", ErrorKind::Thread),
+            ("walk_failed", ErrorKind::Thread),
+            ("stuck", ErrorKind::Stuck),
+            ("walk_hung", ErrorKind::Stuck),
+        ] {
+            assert_eq!(CollectError::new(word, "x").kind, kind, "{word}");
+        }
+        let e = CollectError::new(ErrorKind::Stuck, "/proc scan: busy");
+        assert_eq!(format!("{} {e}", e.kind), "stuck /proc scan: busy");
+    }
+}

@@ -1,8 +1,9 @@
 //! Command-line flags, node_exporter style, and the value parsers that make
 //! every bad value fail at start-up with the flag's name (exit code 2).
 //!
-//! Each collector owns its flags (`collectors::NAME::Args`); this module only
-//! gathers them and adds the exporter-wide ones.
+//! Each collector owns its flags (`collectors::NAME::Args`), and its toggle
+//! comes from the registration list in `collectors`; this module only
+//! gathers them ([`collectors::Flags`]) and adds the exporter-wide ones.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,17 +34,7 @@ pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
-    pub toggles: Toggles,
-    #[command(flatten)]
-    pub docker: collectors::docker::Args,
-    #[command(flatten)]
-    pub filesystem: collectors::filesystem::Args,
-    #[command(flatten)]
-    pub systemd: collectors::systemd::Args,
-    #[command(flatten)]
-    pub processes: collectors::processes::Args,
-    #[command(flatten)]
-    pub logs: collectors::logs::Args,
+    pub collectors: collectors::Flags,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -93,95 +84,6 @@ pub struct LogArgs {
     pub format: LogFormat,
 }
 
-/// `--collector.NAME` / `--no-collector.NAME` for every collector; the last one given wins.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Collectors")]
-#[group(skip)]
-pub struct Toggles {
-    /// Disable every collector not explicitly enabled with --collector.NAME.
-    #[arg(long = "collector.disable-defaults")]
-    pub disable_defaults: bool,
-    #[arg(
-        long = "collector.docker",
-        overrides_with = "no_docker",
-        help = "Enable the docker collector (default: enabled)"
-    )]
-    docker: bool,
-    #[arg(
-        long = "no-collector.docker",
-        overrides_with = "docker",
-        help = "Disable the docker collector"
-    )]
-    no_docker: bool,
-    #[arg(
-        long = "collector.filesystem",
-        overrides_with = "no_filesystem",
-        help = "Enable the filesystem collector (default: enabled)"
-    )]
-    filesystem: bool,
-    #[arg(
-        long = "no-collector.filesystem",
-        overrides_with = "filesystem",
-        help = "Disable the filesystem collector"
-    )]
-    no_filesystem: bool,
-    #[arg(
-        long = "collector.systemd",
-        overrides_with = "no_systemd",
-        help = "Enable the systemd collector (default: enabled)"
-    )]
-    systemd: bool,
-    #[arg(
-        long = "no-collector.systemd",
-        overrides_with = "systemd",
-        help = "Disable the systemd collector"
-    )]
-    no_systemd: bool,
-    #[arg(
-        long = "collector.processes",
-        overrides_with = "no_processes",
-        help = "Enable the processes collector (default: enabled)"
-    )]
-    processes: bool,
-    #[arg(
-        long = "no-collector.processes",
-        overrides_with = "processes",
-        help = "Disable the processes collector"
-    )]
-    no_processes: bool,
-    #[arg(
-        long = "collector.logs",
-        overrides_with = "no_logs",
-        help = "Enable the logs collector (default: enabled)"
-    )]
-    logs: bool,
-    #[arg(
-        long = "no-collector.logs",
-        overrides_with = "logs",
-        help = "Disable the logs collector"
-    )]
-    no_logs: bool,
-}
-
-impl Toggles {
-    /// Whether the named collector runs.
-    pub fn enabled(&self, name: &str) -> bool {
-        let (on, off) = match name {
-            "docker" => (self.docker, self.no_docker),
-            "filesystem" => (self.filesystem, self.no_filesystem),
-            "systemd" => (self.systemd, self.no_systemd),
-            "processes" => (self.processes, self.no_processes),
-            "logs" => (self.logs, self.no_logs),
-            _ => return false,
-        };
-        if off {
-            false
-        } else {
-            on || !self.disable_defaults
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,13 +91,16 @@ mod tests {
     #[test]
     fn toggles() {
         let cli = Cli::try_parse_from(["x", "--no-collector.docker"]).unwrap();
-        assert!(!cli.toggles.enabled("docker"));
-        assert!(cli.toggles.enabled("logs"));
+        assert!(!cli.collectors.toggles.enabled("docker"));
+        assert!(cli.collectors.toggles.enabled("logs"));
         let cli =
             Cli::try_parse_from(["x", "--collector.disable-defaults", "--collector.logs"]).unwrap();
-        assert!(cli.toggles.enabled("logs"));
-        assert!(!cli.toggles.enabled("filesystem"));
+        assert!(cli.collectors.toggles.enabled("logs"));
+        assert!(!cli.collectors.toggles.enabled("filesystem"));
         let cli = Cli::try_parse_from(["x", "--no-collector.logs", "--collector.logs"]).unwrap();
-        assert!(cli.toggles.enabled("logs"));
+        assert!(cli.collectors.toggles.enabled("logs"));
+        // Every collector's own flags are there too.
+        let cli = Cli::try_parse_from(["x", "--collector.logs.top-files=3"]).unwrap();
+        assert_eq!(cli.collectors.docker.interval, Duration::from_secs(5));
     }
 }

@@ -8,12 +8,13 @@ use crate::collectors;
 use crate::config::Cli;
 use crate::findings::{self, Severity};
 use crate::scheduler::Scheduler;
+use crate::store::Status;
 
 /// Watch for `watch`, then return the report and whether anything critical or
 /// warning was found.
 pub async fn run(cli: &Cli, watch: Duration) -> (String, bool) {
     let mut scheduler = Scheduler::new();
-    collectors::start(cli, &mut scheduler);
+    collectors::start(&cli.collectors, &cli.paths, &mut scheduler);
     let store = scheduler.store();
     tokio::time::sleep(watch).await;
     let current: Vec<_> = store.slots().iter().map(|s| s.current()).collect();
@@ -27,10 +28,9 @@ pub async fn run(cli: &Cli, watch: Duration) -> (String, bool) {
         watch
     );
     for (slot, p) in store.slots().iter().zip(&current) {
-        let status = match (&p.last_error, p.last_success) {
-            (None, Some(_)) => "ok".to_string(),
-            (Some(e), _) => format!("failing: {e}"),
-            (None, None) => "no round finished yet".to_string(),
+        let status = match (p.status(), &p.last_error) {
+            (Status::Failing, Some(e)) => format!("{}: {e}", Status::Failing.word()),
+            (status, _) => status.word().to_string(),
         };
         let _ = writeln!(out, "  collector {:<11} {status}", slot.name);
     }
@@ -44,8 +44,8 @@ pub async fn run(cli: &Cli, watch: Duration) -> (String, bool) {
     let _ = writeln!(
         out,
         "Fill and growth rates need a tenth of their trend window ({:?} for filesystems, {:?} for logs) of samples: a running exporter reports them.",
-        cli.filesystem.trend_window / 10,
-        cli.logs.trend_window / 10
+        cli.collectors.filesystem.trend_window / 10,
+        cli.collectors.logs.trend_window / 10
     );
     let serious = found.iter().any(|f| f.severity != Severity::Info);
     (out, serious)

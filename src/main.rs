@@ -91,7 +91,7 @@ fn listen_error(addr: SocketAddr, e: std::io::Error) -> String {
 async fn run(cli: Cli, web: WebConfig) -> Result<(), String> {
     let listener = bind(cli.web.listen_address).await?;
     let mut scheduler = Scheduler::new();
-    collectors::start(&cli, &mut scheduler);
+    collectors::start(&cli.collectors, &cli.paths, &mut scheduler);
     let store = scheduler.store();
     let app = http::router(http::AppState::new(store, &cli.web.telemetry_path));
     let app = http::with_web_config(app, &web);

@@ -159,7 +159,7 @@ mod tests {
         async fn collect(&mut self) -> Result<Collection, CollectError> {
             self.rounds += 1;
             if self.fail_every_other && self.rounds.is_multiple_of(2) {
-                return Err(CollectError::new("test", "even round"));
+                return Err(CollectError::new(ErrorKind::Read, "even round"));
             }
             let mut f = Family::gauge("sentinel_test_rounds", "Rounds.");
             f.push(vec![], f64::from(self.rounds));

@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use tokio::task::JoinHandle;
 
-use crate::collector::{CollectError, Collection, Collector, FailureLog, unix_now};
+use crate::collector::{CollectError, Collection, Collector, ErrorKind, FailureLog, unix_now};
 use crate::host::Paths;
 use crate::metrics::{Family, Labels, flag};
 use crate::panics;
@@ -510,7 +510,7 @@ impl Collector for DockerCollector {
     async fn collect(&mut self) -> Result<Collection, CollectError> {
         if let Target::Unsupported(host) = &self.config.target {
             return Err(CollectError::new(
-                "config",
+                ErrorKind::Config,
                 format!(
                     "--collector.docker.host={host}: only unix:// and tcp:// (or http://) addresses are supported"
                 ),
