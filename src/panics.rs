@@ -140,6 +140,7 @@ pub const INJECT_ENV: &str = "NODE_SENTINEL_TEST_PANIC";
 /// `docker.OPERATION` (a Docker probe task, after its request answered).
 /// Example: `NODE_SENTINEL_TEST_PANIC=round.processes@2,docker.info@1`.
 #[cfg(debug_assertions)]
+#[track_caller]
 pub fn inject_panic(group: &str, name: &str) {
     use std::collections::BTreeMap;
     use std::sync::OnceLock;
