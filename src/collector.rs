@@ -103,7 +103,9 @@ impl From<&'static str> for ErrorKind {
 /// `collect` must return within its interval; anything that can hang (a
 /// socket, D-Bus, statvfs) runs under the collector's own timeout. If a
 /// round overruns even so, the scheduler drops it (cancelling the future)
-/// and reports the collector as failed for that round.
+/// and reports the collector as failed for that round; a round that panics
+/// is reported the same way, and the collector is called again next tick,
+/// so `collect` must not rely on a previous round having completed.
 pub trait Collector: Send + 'static {
     /// The name used in `--collector.NAME` and the `collector` label.
     fn name(&self) -> &'static str;
