@@ -5,5 +5,6 @@
 
 pub mod mounts;
 pub mod paths;
+pub mod procfs;
 
 pub use paths::Paths;
