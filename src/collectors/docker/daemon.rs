@@ -191,15 +191,15 @@ impl Identify {
                     Ok(Some(id)) => Ok(Some(id)),
                     // The peer may be systemd holding the socket: ask the pidfile,
                     // and if that fails too, report the first failure.
-                    Ok(None) => self.from_pidfile(),
-                    Err(e) => match self.from_pidfile() {
+                    Ok(None) => self.by_pidfile(),
+                    Err(e) => match self.by_pidfile() {
                         Ok(Some(id)) => Ok(Some(id)),
                         _ => Err(e),
                     },
                 }
             }
             // A listener that does not accept tells no peer: only the pidfile can.
-            Check::Backlogged => self.from_pidfile(),
+            Check::Backlogged => self.by_pidfile(),
             Check::Down(_) => Ok(None),
         };
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
@@ -251,7 +251,7 @@ impl Identify {
 
     /// The daemon named by the pidfile; `Ok(None)` when there is none (not
     /// configured, not written yet, or stale).
-    fn from_pidfile(&self) -> Result<Option<Identity>, IdentityError> {
+    fn by_pidfile(&self) -> Result<Option<Identity>, IdentityError> {
         let Some(host_path) = &self.pidfile else {
             return Ok(None);
         };
@@ -271,7 +271,7 @@ impl Identify {
                 path,
                 text: text.chars().take(32).collect(),
             }),
-            Pid::Pid(pid) => self.identity(pid),
+            Pid::Valid(pid) => self.identity(pid),
         }
     }
 }
@@ -290,14 +290,14 @@ enum Pid {
     /// Caught between the daemon's create and write.
     Empty,
     Bad,
-    Pid(u32),
+    Valid(u32),
 }
 
 fn parse_pid(text: &str) -> Pid {
     match text.trim() {
         "" => Pid::Empty,
         t => match t.parse() {
-            Ok(pid) if pid > 0 => Pid::Pid(pid),
+            Ok(pid) if pid > 0 => Pid::Valid(pid),
             _ => Pid::Bad,
         },
     }
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn pids_and_connect_errors() {
-        assert_eq!(parse_pid("4321\n"), Pid::Pid(4321));
+        assert_eq!(parse_pid("4321\n"), Pid::Valid(4321));
         assert_eq!(parse_pid("\n"), Pid::Empty);
         assert_eq!(parse_pid("0"), Pid::Bad);
         assert_eq!(parse_pid("-5"), Pid::Bad);
