@@ -1,6 +1,7 @@
 //! The exporter as deployed (tests/common/deployed.rs): read-only-ness, free
-//! space and the Docker pidfile, seen from a container whose view of the host
-//! is a read-only bind mount with its own /run.
+//! space, the Docker pidfile and deleted files in a container's overlay,
+//! seen from a container whose view of the host is a read-only bind mount
+//! with its own /run.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod common;
@@ -315,4 +316,107 @@ fn docker_pidfile_through_the_absolute_var_run_symlink() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(restarts(&exporter.metrics()), Some(1.0));
     drop(exporter);
+}
+
+/// An overlay on the host, all layers on one tmpfs (as Docker's overlay2 has
+/// them on one disk, so files on it carry the overlay's own device number);
+/// unmounted on drop, before its tmpfs.
+struct HostOverlay {
+    merged: PathBuf,
+}
+
+impl Drop for HostOverlay {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .args(["-l", &self.merged.to_string_lossy()])
+            .status();
+    }
+}
+
+#[test]
+fn a_deleted_file_in_a_container_layer_is_put_on_the_disk_under_it() {
+    if !common::require_root() || common::require("unshare").is_none() {
+        return;
+    }
+    let dir = TempDir::new("deployed-overlay");
+    let disk = HostTmpfs::mount(&dir.path().join("disk"), "size=32m");
+    let plain = HostTmpfs::mount(&dir.path().join("plain"), "size=8m");
+    let layer = |d: &str| disk.path.join(d).to_string_lossy().to_string();
+    for d in ["lower", "upper", "work"] {
+        std::fs::create_dir_all(disk.path.join(d)).unwrap();
+    }
+    let merged = dir.path().join("merged");
+    std::fs::create_dir_all(&merged).unwrap();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        layer("lower"),
+        layer("upper"),
+        layer("work")
+    );
+    common::run(
+        "mount",
+        &[
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &options,
+            &merged.to_string_lossy(),
+        ],
+    );
+    let overlay = HostOverlay {
+        merged: merged.clone(),
+    };
+
+    // Held open by this process, then deleted: 3 MiB in the container's
+    // writable layer, 1 MiB on a plain tmpfs beside it.
+    let hold = |path: PathBuf, mib: usize| {
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&vec![7u8; mib << 20]).unwrap();
+        f.sync_all().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    };
+    let in_layer = hold(merged.join("app.log"), 3);
+    let on_plain = hold(plain.path.join("old.log"), 1);
+
+    let view = DeployedView::new(dir.path());
+    let exporter = view.start(&[
+        "--no-collector.docker",
+        "--no-collector.filesystem",
+        "--no-collector.systemd",
+        "--no-collector.logs",
+        "--collector.processes.interval=1s",
+        "--collector.processes.deleted-files-interval=1s",
+    ]);
+    let held_on = |m: &Metrics, mountpoint: &str| -> f64 {
+        m.find(
+            "sentinel_deleted_open_files_bytes",
+            &[("mountpoint", mountpoint)],
+        )
+        .iter()
+        .map(|s| s.value)
+        .sum()
+    };
+    let (disk_label, plain_label) = (disk.label(), plain.label());
+    let m = exporter.wait_for(Duration::from_secs(60), "both deleted files", |m| {
+        (held_on(m, &disk_label) >= (3 << 20) as f64
+            && held_on(m, &plain_label) >= (1 << 20) as f64)
+            .then(|| m.clone())
+    });
+    let merged_label = merged.to_string_lossy().to_string();
+    assert_eq!(held_on(&m, &merged_label), 0.0, "{}", m.text);
+    assert!(
+        !m.text.contains("merged"),
+        "no label names the overlay's mountpoint:\n{}",
+        m.text
+    );
+    // The plain tmpfs keeps its own mountpoint, and nothing else lands on the disk.
+    assert!(held_on(&m, &plain_label) < (2 << 20) as f64, "{}", m.text);
+    assert!(held_on(&m, &disk_label) < (4 << 20) as f64, "{}", m.text);
+
+    drop(exporter);
+    drop(in_layer);
+    drop(on_plain);
+    drop(overlay);
 }
