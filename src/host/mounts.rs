@@ -42,6 +42,21 @@ impl Mount {
     pub fn st_dev(&self) -> u64 {
         rustix::fs::makedev(self.dev.0, self.dev.1)
     }
+
+    /// An overlay's writable layer (`upperdir=` of its superblock options),
+    /// as a host path; `None` for other filesystems and read-only overlays.
+    pub fn overlay_upperdir(&self) -> Option<String> {
+        if self.fstype != "overlay" {
+            return None;
+        }
+        // The kernel escapes `,` `=` and blanks inside option values, so a
+        // plain split on `,` cannot cut a path.
+        self.super_options
+            .split(',')
+            .find_map(|o| o.strip_prefix("upperdir="))
+            .filter(|d| d.starts_with('/'))
+            .map(unescape)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +190,31 @@ pub fn mount_for_dev(mounts: &[Mount], st_dev: u64) -> Option<&Mount> {
         .min_by_key(|m| (m.root != "/", m.mountpoint.len()))
 }
 
+/// An overlay stacked on an overlay on ... is followed this deep at most
+/// (Docker in Docker nests two or three); a cycle ends here too.
+const MAX_OVERLAY_DEPTH: usize = 8;
+
+/// The mount of the filesystem whose *space* a file with this `st_dev` uses:
+/// [`mount_for_dev`], except that an overlay (a container's root: Docker's
+/// `/var/lib/docker/overlay2/<id>/merged`, containerd's `.../rootfs`) maps
+/// to the filesystem holding its `upperdir=`, where its written files are. A
+/// label derived from a container ID would churn with every container and
+/// join no filesystem series. `None` when the device is in no mount, or an
+/// overlay has no writable layer on a mount in the table.
+pub fn backing_mount_for_dev(mounts: &[Mount], st_dev: u64) -> Option<&Mount> {
+    let mut mount = mount_for_dev(mounts, st_dev)?;
+    for _ in 0..MAX_OVERLAY_DEPTH {
+        if mount.fstype != "overlay" {
+            return Some(mount);
+        }
+        let upper = mount.overlay_upperdir()?;
+        let holder = mount_for(mounts, Path::new(&upper))?;
+        // The upper dir may sit in a subtree bind mount: name the whole filesystem.
+        mount = mount_for_dev(mounts, holder.st_dev()).unwrap_or(holder);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +279,63 @@ mod tests {
         let dev = rustix::fs::makedev(252, 0);
         assert_eq!(mount_for_dev(&mounts, dev).unwrap().mountpoint, "/");
         assert!(mount_for_dev(&mounts, rustix::fs::makedev(1, 1)).is_none());
+    }
+
+    /// mountinfo as Docker (overlay2 on a separate /var/lib/docker disk),
+    /// containerd (on the root disk, its snapshot dir bind-mounted by a pod's
+    /// subPath) and Docker in Docker (an overlay whose upper dir is on another
+    /// overlay) leave it.
+    const CONTAINERS: &str = "\
+22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 253:0 / /var/lib/docker rw,relatime shared:2 - xfs /dev/vdb rw
+40 22 0:50 / /var/lib/docker/overlay2/0123abcd/merged rw,relatime - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/AAA:/var/lib/docker/overlay2/l/BBB,upperdir=/var/lib/docker/overlay2/0123abcd/diff,workdir=/var/lib/docker/overlay2/0123abcd/work
+41 22 252:0 /var/lib/containerd/snap /var/lib/kubelet/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/vda rw
+42 22 0:51 / /run/containerd/io.containerd.runtime.v2.task/k8s.io/feed/rootfs rw,relatime - overlay overlay rw,lowerdir=/var/lib/containerd/snap/1/fs,upperdir=/var/lib/containerd/snap/2/fs,workdir=/var/lib/containerd/snap/2/work
+43 40 0:52 / /var/lib/docker/overlay2/0123abcd/merged/var/lib/docker/overlay2/inner/merged rw - overlay overlay rw,lowerdir=/x,upperdir=/var/lib/docker/overlay2/0123abcd/merged/var/lib/docker/overlay2/inner/diff,workdir=/w
+44 22 0:53 / /mnt/lower-only ro - overlay overlay ro,lowerdir=/a:/b
+45 22 0:54 / /mnt/my\\040upper rw - overlay overlay rw,lowerdir=/a,upperdir=/mnt/disk\\054x/up\\040per,workdir=/w
+46 22 259:1 / /mnt/disk,x rw - ext4 /dev/vdc rw
+";
+
+    #[test]
+    fn an_overlay_maps_to_the_filesystem_of_its_upper_dir() {
+        let mounts = parse(CONTAINERS).unwrap();
+        let dev = |major, minor| rustix::fs::makedev(major, minor);
+        let on = |d| backing_mount_for_dev(&mounts, d).map(|m| m.mountpoint.as_str());
+        // Docker: the container's writes land on the /var/lib/docker disk.
+        assert_eq!(on(dev(0, 50)), Some("/var/lib/docker"));
+        // containerd: on the root disk, never the subPath bind of the same disk.
+        assert_eq!(on(dev(0, 51)), Some("/"));
+        // Docker in Docker: through the outer overlay, to the outer disk.
+        assert_eq!(on(dev(0, 52)), Some("/var/lib/docker"));
+        // No writable layer, or an escaped upper dir path.
+        assert_eq!(on(dev(0, 53)), None);
+        assert_eq!(on(dev(0, 54)), Some("/mnt/disk,x"));
+        // Not an overlay: as mount_for_dev.
+        assert_eq!(on(dev(252, 0)), Some("/"));
+        assert_eq!(on(dev(253, 0)), Some("/var/lib/docker"));
+        assert_eq!(on(dev(9, 9)), None);
+        let escaped = mounts.iter().find(|m| m.dev == (0, 54)).unwrap();
+        assert_eq!(
+            escaped.overlay_upperdir().as_deref(),
+            Some("/mnt/disk,x/up per")
+        );
+        let disk = mounts.iter().find(|m| m.dev == (253, 0)).unwrap();
+        assert_eq!(disk.overlay_upperdir(), None);
+    }
+
+    #[test]
+    fn an_overlay_cycle_ends() {
+        // An overlay whose upper dir is on itself (a corrupt or crafted table).
+        let mounts = parse(
+            "22 1 252:0 / / rw - ext4 /dev/vda rw\n\
+             40 22 0:50 / /o rw - overlay overlay rw,upperdir=/o/up,workdir=/o/w\n",
+        )
+        .unwrap();
+        assert_eq!(
+            backing_mount_for_dev(&mounts, rustix::fs::makedev(0, 50)),
+            None
+        );
     }
 
     #[test]

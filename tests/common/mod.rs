@@ -5,6 +5,8 @@
 //! with a note on stderr.
 #![allow(dead_code, clippy::disallowed_methods)]
 
+pub mod deployed;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

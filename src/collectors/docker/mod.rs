@@ -8,12 +8,13 @@
 //! inspect probes are what catch real hangs. The daemon's PID comes from
 //! SO_PEERCRED on a plain connection to the socket (checked to be `dockerd` via
 //! `--path.procfs`; under socket activation the peer is systemd, so the
-//! pidfile is the fallback), its start time from /proc/PID/stat.
+//! pidfile is the fallback, resolved inside `--path.rootfs` as the host
+//! resolves it), its start time from /proc/PID/stat.
 //!
 //! Exports `sentinel_docker_up`, `_hung`, `_probe_duration_seconds{operation}`,
 //! `_probe_in_flight_seconds{operation}`, `sentinel_docker_probe_failures_total{operation,reason}`,
 //! `_last_success_timestamp_seconds{operation}`, `sentinel_docker_daemon_restarts_total`,
-//! `_daemon_start_time_seconds`, `_containers{state}`, `_info{version,api_version,storage_driver}`,
+//! `_daemon_start_time_seconds`, `_daemon_identity_failures_total`, `_containers{state}`, `_info{version,api_version,storage_driver}`,
 //! and per container (capped by `--collector.docker.max-containers`):
 //! `_container_restarts_total{name}` and `_container_health{name,status}`.
 //!
@@ -46,7 +47,6 @@ mod daemon;
 mod probe;
 mod state;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -93,8 +93,9 @@ pub struct Args {
         default_value = "100"
     )]
     pub max_containers: usize,
-    /// dockerd's pidfile (under --path.rootfs), used for the daemon's PID when the
-    /// socket's peer is not dockerd (socket activation). Empty disables it.
+    /// dockerd's pidfile (a host path, resolved under --path.rootfs as the host
+    /// resolves it), used for the daemon's PID when the socket's peer is not
+    /// dockerd (socket activation). Empty disables it.
     #[arg(
         id = "collector.docker.pidfile",
         long = "collector.docker.pidfile",
@@ -113,8 +114,7 @@ struct Config {
     target: Target,
     timeout: Duration,
     hang_threshold: Duration,
-    procfs: PathBuf,
-    pidfile: Option<PathBuf>,
+    identify: daemon::Identify,
 }
 
 /// Probes the Docker daemon in background tasks; see the module docs.
@@ -192,7 +192,7 @@ impl DockerCollector {
     pub fn new(args: &Args, paths: &Paths) -> Self {
         let target = Target::parse(&args.host);
         let pidfile = match (&target, args.pidfile.is_empty()) {
-            (Target::Unix(_), false) => Some(paths.host(&args.pidfile)),
+            (Target::Unix(_), false) => Some(args.pidfile.clone()),
             _ => None,
         };
         DockerCollector {
@@ -200,8 +200,7 @@ impl DockerCollector {
                 target,
                 timeout: args.timeout,
                 hang_threshold: args.hang_threshold,
-                procfs: paths.procfs.clone(),
-                pidfile,
+                identify: daemon::Identify::new(paths, pidfile),
             }),
             shared: Arc::new(Mutex::new(State::new(args.max_containers))),
             client: None,
@@ -238,17 +237,7 @@ impl DockerCollector {
         self.tasks.push(tokio::spawn(panics::quiet(async move {
             let timeout = CHECK_TIMEOUT.min(config.timeout);
             let check = daemon::check(&config.target, timeout).await;
-            let from_pidfile = || {
-                let pid = daemon::read_pidfile(config.pidfile.as_deref()?)?;
-                daemon::identity(&config.procfs, pid)
-            };
-            let identity = match check {
-                Check::Accepting { peer_pid } => peer_pid
-                    .and_then(|pid| daemon::identity(&config.procfs, pid))
-                    .or_else(from_pidfile),
-                Check::Backlogged => from_pidfile(),
-                Check::Down(_) => None,
-            };
+            let identity = config.identify.find(check);
             ending.finish(|st| {
                 st.socket_check_in_flight = false;
                 st.check_panic_log.ok("docker");
@@ -429,6 +418,11 @@ impl DockerCollector {
             "Daemon restarts seen (PID or start time of the process behind the socket changed).",
         );
         restarts.push(vec![], st.restarts as f64);
+        let mut identity_failures = Family::counter(
+            "sentinel_docker_daemon_identity_failures",
+            "Socket checks that could not name the daemon process for a reason other than its absence (/proc or pidfile unreadable or garbled); restarts go unseen meanwhile.",
+        );
+        identity_failures.push(vec![], self.config.identify.failures() as f64);
         let mut start_time = Family::gauge(
             "sentinel_docker_daemon_start_time_seconds",
             "Unix start time of the daemon process (latest seen).",
@@ -491,6 +485,7 @@ impl DockerCollector {
                 failures,
                 last_success,
                 restarts,
+                identity_failures,
                 start_time,
                 containers,
                 info,

@@ -1,7 +1,7 @@
 //! Space held by deleted-but-open files: walk `PROCFS/PID/fd`, keep link
 //! targets ending in " (deleted)", stat them through the fd link, count each
-//! inode once, attribute it to the holder's comm and to its filesystem's
-//! mountpoint.
+//! inode once, attribute it to the holder's comm and to the mountpoint of the
+//! filesystem that really holds it ([`mounts::backing_mount_for_dev`]).
 //!
 //! Rules and their limits:
 //! - One `readlinkat` per fd, and a `statx` only for deleted targets. Sockets,
@@ -21,6 +21,13 @@
 //!   Processes started behind the cursor meanwhile wait for the next sweep.
 //! - Without CAP_SYS_PTRACE (or root) other users' fd tables are unreadable:
 //!   those processes are counted as skipped, not an error.
+//! - A file in a container's writable layer sits on an overlay: it is put on
+//!   the filesystem holding the overlay's `upperdir=`, never on the overlay's
+//!   mountpoint (`/var/lib/docker/overlay2/<id>/merged`, a per-container label
+//!   that joins no filesystem series). A bind mount of a subtree gives way to
+//!   the mount of the whole filesystem the same way.
+//! - If the mount table cannot be read, the sweep is still published with
+//!   every file under [`UNKNOWN_MOUNT`], and the failure is logged once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::CStr;
@@ -31,8 +38,10 @@ use std::time::{Duration, Instant};
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 
+use crate::collector::FailureLog;
 use crate::host::Paths;
 use crate::host::mounts::{self, Mount};
+use crate::host::procfs;
 
 /// Mountpoint label when a file's device is in no mount of the table read
 /// (another mount namespace, or the table could not be read).
@@ -49,8 +58,6 @@ pub struct Report {
     pub skipped_permission: u64,
     /// Unix time the sweep completed.
     pub completed_at: f64,
-    /// The mount table could not be read: every file is under [`UNKNOWN_MOUNT`].
-    pub mounts_unreadable: bool,
 }
 
 /// What one round of the walker returns.
@@ -97,6 +104,7 @@ pub struct Walker {
     last_start: Option<Instant>,
     last_truncated: bool,
     published: Option<Arc<Report>>,
+    mounts_log: FailureLog,
 }
 
 impl Walker {
@@ -109,6 +117,7 @@ impl Walker {
             last_start: None,
             last_truncated: false,
             published: None,
+            mounts_log: FailureLog::default(),
         }
     }
 
@@ -156,17 +165,26 @@ impl Walker {
         }
     }
 
-    fn report(&self, sweep: Sweep) -> Report {
-        let (mounts, mounts_unreadable) = match mounts::read(&self.paths) {
-            Ok(m) => (m, false),
-            Err(_) => (Vec::new(), true),
+    fn report(&mut self, sweep: Sweep) -> Report {
+        let mounts = match mounts::read(&self.paths) {
+            Ok(m) => {
+                self.mounts_log.ok("processes");
+                m
+            }
+            Err(e) => {
+                self.mounts_log.failed(
+                    "processes",
+                    "fd_walk_mounts",
+                    &format!("deleted files are put under mountpoint=\"{UNKNOWN_MOUNT}\": {e}"),
+                );
+                Vec::new()
+            }
         };
         Report {
             held: attribute(&sweep.held, &mounts),
             files: sweep.seen.len() as u64,
             skipped_permission: sweep.skipped_permission,
             completed_at: crate::collector::unix_now(),
-            mounts_unreadable,
         }
     }
 }
@@ -181,7 +199,7 @@ pub fn attribute(
         if *bytes == 0 {
             continue;
         }
-        let mountpoint = mounts::mount_for_dev(mounts, *dev)
+        let mountpoint = mounts::backing_mount_for_dev(mounts, *dev)
             .map(|m| m.mountpoint.clone())
             .unwrap_or_else(|| UNKNOWN_MOUNT.to_string());
         *out.entry((mountpoint, comm.clone())).or_insert(0) += bytes;
@@ -280,14 +298,8 @@ fn walk_process(procfs: &std::path::Path, pid: i32, sweep: &mut Sweep, link_buf:
     }
 }
 
-fn read_comm(procfs: &std::path::Path, pid: i32) -> String {
-    std::fs::read(procfs.join(pid.to_string()).join("comm"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .trim_end_matches('\n')
-                .to_string()
-        })
-        .unwrap_or_else(|_| super::scan::UNKNOWN_PARENT.to_string())
+fn read_comm(root: &std::path::Path, pid: i32) -> String {
+    procfs::read_comm(root, pid).unwrap_or_else(|_| super::scan::UNKNOWN_PARENT.to_string())
 }
 
 #[cfg(test)]
@@ -334,6 +346,34 @@ mod tests {
             (("/".to_string(), "java".to_string()), 100),
             (("/var/lib/docker".to_string(), "dockerd".to_string()), 7),
             ((UNKNOWN_MOUNT.to_string(), "java".to_string()), 5),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    /// A container's deleted log on its overlay is put on the disk under the
+    /// overlay's upper dir; a subPath bind of the root disk gives way to `/`.
+    #[test]
+    fn attribution_follows_overlays_to_their_upper_dir() {
+        let table = mounts::parse(
+            "22 1 252:0 / / rw - ext4 /dev/vda rw\n\
+             30 22 253:0 / /var/lib/docker rw - xfs /dev/vdb rw\n\
+             40 22 0:50 / /var/lib/docker/overlay2/0123abcd/merged rw - overlay overlay \
+             rw,lowerdir=/var/lib/docker/overlay2/l/A,upperdir=/var/lib/docker/overlay2/0123abcd/diff,workdir=/var/lib/docker/overlay2/0123abcd/work\n\
+             41 22 252:0 /srv/data /var/lib/kubelet/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/vda rw\n",
+        )
+        .unwrap();
+        let held: HashMap<(u64, String), u64> = [
+            ((rustix::fs::makedev(0, 50), "nginx".to_string()), 40),
+            ((rustix::fs::makedev(252, 0), "java".to_string()), 9),
+        ]
+        .into_iter()
+        .collect();
+        let got = attribute(&held, &table);
+        let want: BTreeMap<(String, String), u64> = [
+            (("/var/lib/docker".to_string(), "nginx".to_string()), 40),
+            (("/".to_string(), "java".to_string()), 9),
         ]
         .into_iter()
         .collect();

@@ -1,6 +1,6 @@
 //! The /proc pass: one `stat` read per process (state, ppid, comm, start
-//! time), then pure aggregation into zombie groups, D-state counts and
-//! process counts by state.
+//! time) through [`crate::host::procfs`], then pure aggregation into zombie
+//! groups, D-state counts and process counts by state.
 //!
 //! Only `PROCFS/PID/stat` is read: never `cmdline` or `environ`, whose reads
 //! take the target's mm lock and can hang behind a stuck process (that hung
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use procfs::ProcError;
+use crate::host::procfs::{self, ProcError};
 
 /// What the scan keeps of one process.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +28,7 @@ pub struct ProcInfo {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Clock {
     /// Boot time, unix seconds (`btime` of PROCFS/stat).
-    pub boot: f64,
+    pub boot: u64,
     /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
     pub ticks: u64,
     /// Unix time of the scan.
@@ -38,8 +38,7 @@ pub struct Clock {
 impl Clock {
     /// Seconds since the process started, never negative.
     pub fn age(&self, starttime: u64) -> f64 {
-        let start = self.boot + starttime as f64 / self.ticks.max(1) as f64;
-        (self.now - start).max(0.0)
+        (self.now - procfs::start_unix(self.boot, starttime, self.ticks)).max(0.0)
     }
 }
 
@@ -139,51 +138,37 @@ pub fn summarize(procs: &[ProcInfo], clock: &Clock) -> Summary {
 /// Why the scan could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("cannot list processes in {path}: {source}")]
-    List { path: String, source: ProcError },
-    #[error("cannot read the boot time from {path}/stat or /proc/stat")]
-    BootTime { path: String },
+    #[error("cannot list processes: {0}")]
+    List(ProcError),
+    #[error("cannot read the boot time: {0}")]
+    BootTime(ProcError),
 }
 
 impl ScanError {
     /// A fixed failure kind for logs and the failure log.
     pub fn kind(&self) -> &'static str {
         match self {
-            ScanError::List { .. } => "procfs",
-            ScanError::BootTime { .. } => "boot_time",
+            ScanError::List(_) => "procfs",
+            ScanError::BootTime(_) => "boot_time",
         }
     }
 }
 
-/// `btime` from the text of PROCFS/stat.
-pub fn parse_btime(stat: &str) -> Option<u64> {
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Read every process's `stat` under `procfs` and summarize. Processes that
+/// Read every process's `stat` under `root` and summarize. Processes that
 /// vanish (or become unreadable) between readdir and read are skipped: on a
 /// busy node that is normal, not an error.
-pub fn scan(procfs: &Path) -> Result<Summary, ScanError> {
+pub fn scan(root: &Path) -> Result<Summary, ScanError> {
     let started = Instant::now();
-    let shown = || procfs.display().to_string();
     // The watched procfs's own btime; /proc/stat of this process as a fallback
     // (boot time is not namespaced, so both agree on a host).
-    let boot = std::fs::read_to_string(procfs.join("stat"))
-        .ok()
-        .and_then(|t| parse_btime(&t))
-        .or_else(|| procfs::boot_time_secs().ok())
-        .ok_or_else(|| ScanError::BootTime { path: shown() })?;
-    let iter =
-        procfs::process::all_processes_with_root(procfs).map_err(|source| ScanError::List {
-            path: shown(),
-            source,
-        })?;
+    let boot = procfs::read_btime(root)
+        .or_else(|e| procfs::read_btime(Path::new("/proc")).map_err(|_| e))
+        .map_err(ScanError::BootTime)?;
     let mut procs = Vec::new();
-    for p in iter {
-        let Ok(p) = p else { continue };
-        let Ok(st) = p.stat() else { continue };
+    for pid in procfs::pids(root).map_err(ScanError::List)? {
+        let Ok(st) = procfs::read_stat(root, pid) else {
+            continue;
+        };
         procs.push(ProcInfo {
             pid: st.pid,
             ppid: st.ppid,
@@ -193,7 +178,7 @@ pub fn scan(procfs: &Path) -> Result<Summary, ScanError> {
         });
     }
     let clock = Clock {
-        boot: boot as f64,
+        boot,
         ticks: procfs::ticks_per_second(),
         now: crate::collector::unix_now(),
     };
@@ -217,7 +202,7 @@ mod tests {
     }
 
     const CLOCK: Clock = Clock {
-        boot: 1000.0,
+        boot: 1000,
         ticks: 100,
         now: 2000.0,
     };
@@ -276,7 +261,7 @@ mod tests {
     #[test]
     fn ages_never_go_negative() {
         let clock = Clock {
-            boot: 1000.0,
+            boot: 1000,
             ticks: 100,
             now: 1000.5,
         };
@@ -284,27 +269,6 @@ mod tests {
         assert_eq!(CLOCK.age(0), 1000.0);
         let zero_ticks = Clock { ticks: 0, ..CLOCK };
         assert!(zero_ticks.age(10).is_finite());
-    }
-
-    #[test]
-    fn btime_parsing() {
-        let stat = "cpu  1 2 3\nintr 5\nctxt 9\nbtime 1700000000\nprocesses 4\n";
-        assert_eq!(parse_btime(stat), Some(1_700_000_000));
-        assert_eq!(parse_btime("cpu 1\n"), None);
-        assert_eq!(parse_btime("btime soon\n"), None);
-        assert_eq!(parse_btime(""), None);
-    }
-
-    /// procfs finds comm by the last ')', so names with spaces and parens survive.
-    #[test]
-    fn comm_with_spaces_and_parens() {
-        use procfs::FromRead;
-        let line = b"42 (a) b (c) Z 7 42 42 0 -1 4194316 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0 \
-            18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
-        let st = procfs::process::Stat::from_read(&line[..]).unwrap();
-        assert_eq!(st.comm, "a) b (c");
-        assert_eq!((st.state, st.ppid, st.starttime), ('Z', 7, 12345));
-        assert!(procfs::process::Stat::from_read(&b"42 (trunc"[..]).is_err());
     }
 
     #[test]
