@@ -1,12 +1,14 @@
 //! The snapshot store: one slot per collector, each holding the latest
-//! published round, replaced whole; `/metrics` encodes only these.
+//! published round, replaced whole, and that round already encoded in both
+//! exposition formats. `/metrics` concatenates these blocks and encodes only
+//! the exporter's own few families per scrape ([`Store::exposition`]).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use crate::metrics::{self, Family};
+use crate::metrics::{self, Encoded, Family, Format};
 
 /// The published state of one collector, replaced whole after every round.
 #[derive(Debug, Default)]
@@ -25,7 +27,15 @@ pub struct Published {
 pub struct Slot {
     pub name: &'static str,
     pub interval: Duration,
-    current: RwLock<Arc<Published>>,
+    current: RwLock<Snapshot>,
+}
+
+/// A published round and its encoding, swapped together so that a scrape
+/// never pairs one round's status with another round's series.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    published: Arc<Published>,
+    encoded: Arc<Encoded>,
 }
 
 impl Slot {
@@ -33,23 +43,32 @@ impl Slot {
         Slot {
             name,
             interval,
-            current: RwLock::new(Arc::new(Published::default())),
+            current: RwLock::new(Snapshot::default()),
         }
     }
 
-    /// The latest published state.
-    pub fn current(&self) -> Arc<Published> {
+    fn snapshot(&self) -> Snapshot {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
+    /// The latest published state.
+    pub fn current(&self) -> Arc<Published> {
+        self.snapshot().published
+    }
+
+    /// Encodes the round once, here, off the scrape path: scrapes then only
+    /// copy these bytes, however many scrapers there are.
     pub(crate) fn publish(&self, published: Published) {
-        let published = Arc::new(published);
+        let snapshot = Snapshot {
+            encoded: Arc::new(Encoded::new(&published.families, metrics::HELP_SUFFIX)),
+            published: Arc::new(published),
+        };
         match self.current.write() {
-            Ok(mut guard) => *guard = published,
-            Err(poisoned) => *poisoned.into_inner() = published,
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
     }
 }
@@ -76,6 +95,35 @@ impl Store {
             metrics::encode_families(encoder, &published.families, metrics::HELP_SUFFIX)?;
         }
         metrics::encode_families(encoder, &self.self_metrics(&current), "")
+    }
+
+    /// One scrape's body in `format`: every collector's block as encoded when
+    /// it was published, then the exporter's own families and `extra`
+    /// (encoded now: they are a few dozen series), then OpenMetrics' `# EOF`.
+    pub fn exposition(&self, format: Format, extra: &[Family]) -> bytes::Bytes {
+        let snapshots: Vec<Snapshot> = self.slots.iter().map(|s| s.snapshot()).collect();
+        let current: Vec<Arc<Published>> = snapshots.iter().map(|s| s.published.clone()).collect();
+        let mut own = self.self_metrics(&current);
+        own.extend_from_slice(extra);
+        let (own, eof) = match format {
+            Format::OpenMetrics => (
+                metrics::encode_openmetrics(&own, ""),
+                metrics::OPENMETRICS_EOF,
+            ),
+            Format::Text => (metrics::encode_text(&own, ""), ""),
+        };
+        let blocks = snapshots.iter().map(|s| match format {
+            Format::OpenMetrics => &s.encoded.openmetrics,
+            Format::Text => &s.encoded.text,
+        });
+        let size: usize = blocks.clone().map(|b| b.len()).sum::<usize>() + own.len() + eof.len();
+        let mut body = bytes::BytesMut::with_capacity(size);
+        for block in blocks {
+            body.extend_from_slice(block);
+        }
+        body.extend_from_slice(own.as_bytes());
+        body.extend_from_slice(eof.as_bytes());
+        body.freeze()
     }
 
     fn self_metrics(&self, current: &[Arc<Published>]) -> Vec<Family> {
