@@ -716,7 +716,12 @@ struct PeerSlot<'a> {
 impl<'a> PeerSlot<'a> {
     fn take(auth: &'a BasicAuth, ip: IpAddr) -> Option<PeerSlot<'a>> {
         let mut waiting = auth.waiting.lock().ok()?;
-        waiting.insert(ip).then_some(PeerSlot { auth, ip })
+        // Not `then_some`: it would build (and drop, relocking) a slot when
+        // the address is already waiting.
+        if !waiting.insert(ip) {
+            return None;
+        }
+        Some(PeerSlot { auth, ip })
     }
 }
 

@@ -107,8 +107,12 @@ pub fn negotiate(headers: &HeaderMap) -> Format {
     }
 }
 
+/// A scrape's body goes out in pieces this big, so that hyper (whose write
+/// buffer `max_buf_size` bounds) pulls the next only as the client reads.
+const BODY_CHUNK: usize = 16 * 1024;
+
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Ok(_permit) = state.scrapes.try_acquire() else {
+    let Ok(permit) = state.scrapes.clone().try_acquire_owned() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "Limit of concurrent requests reached (--web.max-requests), try again later.\n",
@@ -117,7 +121,18 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     };
     let format = negotiate(&headers);
     let body = state.store.exposition(format, &process::families());
-    let mut response = body.into_response();
+    // The scrape counts against --web.max-requests until its body is sent
+    // (or the client goes away), as node_exporter's limit does: a client
+    // that does not read holds its place.
+    let chunks = (0..body.len()).step_by(BODY_CHUNK).map(move |at| {
+        Ok::<_, std::convert::Infallible>(body.slice(at..(at + BODY_CHUNK).min(body.len())))
+    });
+    let release = futures_util::stream::poll_fn(move |_| {
+        let _held = &permit;
+        std::task::Poll::Ready(None)
+    });
+    let stream = futures_util::StreamExt::chain(futures_util::stream::iter(chunks), release);
+    let mut response = axum::body::Body::from_stream(stream).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
@@ -258,6 +273,14 @@ mod tests {
             "only scrapes count"
         );
         drop(held);
+        // A scrape holds its place until its body is consumed.
+        let unread = get(&app, "/metrics", &[]).await;
+        assert_eq!(unread.status(), StatusCode::OK);
+        assert_eq!(
+            get(&app, "/metrics", &[]).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(!body(unread).await.is_empty());
         assert_eq!(get(&app, "/metrics", &[]).await.status(), StatusCode::OK);
     }
 
