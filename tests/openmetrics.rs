@@ -161,12 +161,18 @@ fn text_format_passes_promtool_and_gzip_openmetrics_parses() {
         head.contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
-    assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
     assert!(
         text.contains("# TYPE process_cpu_seconds_total counter\n"),
         "{text}"
     );
-    assert!(text.contains("# TYPE sentinel_build_info gauge\n"), "{text}");
+    assert!(
+        text.contains("# TYPE sentinel_build_info gauge\n"),
+        "{text}"
+    );
     promtool_check(&text);
     // What Prometheus asks for, gzipped as it asks for it, still parses.
     let (head, openmetrics) = curl_metrics(
@@ -180,7 +186,11 @@ fn text_format_passes_promtool_and_gzip_openmetrics_parses() {
     assert!(head.contains("content-encoding: gzip"), "{head}");
     assert!(head.contains("application/openmetrics-text"), "{head}");
     if let Some(names) = parse_with_python(&openmetrics) {
-        for want in ["process_cpu_seconds", "process_open_fds", "sentinel_build_info"] {
+        for want in [
+            "process_cpu_seconds",
+            "process_open_fds",
+            "sentinel_build_info",
+        ] {
             assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
         }
     }
