@@ -17,6 +17,7 @@ mod auth;
 mod landing;
 pub mod process;
 mod serve;
+mod stall;
 mod tls;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use landing::landing_page;
 pub use serve::{
     HEADER_READ_TIMEOUT, MAX_BUF_SIZE, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, serve,
 };
+pub use stall::WRITE_STALL_TIMEOUT;
 pub use tls::{HANDSHAKE_TIMEOUT, HANDSHAKES_PER_PEER};
 
 /// node_exporter's `--web.max-requests` default.
@@ -122,13 +124,19 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let format = negotiate(&headers);
     let body = state.store.exposition(format, &process::families());
     // The scrape counts against --web.max-requests until its body is sent
-    // (or the client goes away), as node_exporter's limit does: a client
-    // that does not read holds its place.
+    // (or the client goes away), as node_exporter's limit does, but never
+    // longer than WRITE_STALL_TIMEOUT: a client that reads a byte now and
+    // then must not hold a place for ever.
+    let (sent, body_done) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(WRITE_STALL_TIMEOUT, body_done).await;
+        drop(permit);
+    });
     let chunks = (0..body.len()).step_by(BODY_CHUNK).map(move |at| {
         Ok::<_, std::convert::Infallible>(body.slice(at..(at + BODY_CHUNK).min(body.len())))
     });
     let release = futures_util::stream::poll_fn(move |_| {
-        let _held = &permit;
+        let _held = &sent;
         std::task::Poll::Ready(None)
     });
     let stream = futures_util::StreamExt::chain(futures_util::stream::iter(chunks), release);
@@ -281,6 +289,22 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert!(!body(unread).await.is_empty());
+        // Given back by a task of its own, a moment later.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(get(&app, "/metrics", &[]).await.status(), StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unread_scrape_holds_its_place_no_longer_than_the_stall_timeout() {
+        let store = crate::scheduler::Scheduler::new().store();
+        let app = router(AppState::new(store, "/metrics", 1));
+        let _unread = get(&app, "/metrics", &[]).await;
+        tokio::time::sleep(WRITE_STALL_TIMEOUT - std::time::Duration::from_secs(1)).await;
+        assert_eq!(
+            get(&app, "/metrics", &[]).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         assert_eq!(get(&app, "/metrics", &[]).await.status(), StatusCode::OK);
     }
 

@@ -12,6 +12,8 @@
 //!   from one client address. Past either, a new connection is accepted and
 //!   closed at once rather than left in the kernel's backlog, where it would
 //!   queue Prometheus behind the flood.
+//! - a write that waits [`super::WRITE_STALL_TIMEOUT`] for a client that
+//!   stopped reading closes the connection (`stall`).
 //! - TLS handshakes: see `tls`.
 //!
 //! Each connection's task holds its fd; the caps keep the total far below
@@ -35,6 +37,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::stall::StallTimeout;
 use super::tls;
 
 /// From a connection's opening, or the end of its last response, to a
@@ -173,7 +176,8 @@ pub async fn serve(
         match &acceptor {
             None => {
                 tokio::spawn(async move {
-                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    let io = TokioIo::new(StallTimeout::new(stream));
+                    let connection = http.serve_connection(io, service);
                     // Per-connection errors (timeouts, resets) are the client's.
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(%peer, error = %e, "connection ended");
@@ -192,7 +196,8 @@ pub async fn serve(
                     drop(handshake_guard);
                     match tls {
                         Ok(stream) => {
-                            let connection = http.serve_connection(TokioIo::new(stream), service);
+                            let io = TokioIo::new(StallTimeout::new(stream));
+                            let connection = http.serve_connection(io, service);
                             if let Err(e) = watcher.watch(connection).await {
                                 tracing::debug!(%peer, error = %e, "connection ended");
                             }
