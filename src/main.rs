@@ -1,4 +1,5 @@
-//! Start-up: flags → logging → collectors → HTTP server, and a clean exit.
+//! Start-up: flags → logging → the soft open-files limit raised to the hard
+//! one → collectors → HTTP server, and a clean exit.
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT, 2 for bad flags (clap prints the flag
 //! and the problem) or a bad `--web.config.file` (checked before anything

@@ -11,7 +11,7 @@
 //! - `--web.config.file` adds basic auth, `rate_limit` (`auth`) and headers
 //!   as layers over the same router (`with_web_config`).
 //! - `serve` speaks plain HTTP or TLS, with the connection limits that keep
-//!   a flood of clients from starving the scraper (`serve`, `tls`).
+//!   a flood of clients from starving the scraper (`serve`, `stall`, `tls`).
 
 mod auth;
 mod landing;
