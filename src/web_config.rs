@@ -27,17 +27,13 @@
 //! written, mismatched) is logged and the previous one kept.
 //!
 //! Basic auth costs one bcrypt per password not yet verified (~70 ms at cost
-//! 10). Those run one at a time, at most [`BCRYPT_QUEUE`] wait behind it and
-//! one per client address, and anything past that is answered at once
-//! ([`Verdict::Busy`]): wrong passwords can neither pile up work nor hold the
-//! CPU the collectors need.
+//! 10); how many run and wait is bounded where requests come in (`http`).
 //!
 //! Reading (`WebConfig::load`) is kept apart from parsing and validation
 //! (`WebConfig::parse`, pure apart from reading the files the config names).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -555,30 +551,14 @@ impl ResolvesServerCert for CertFiles {
     }
 }
 
-/// bcrypt verifications that may wait behind the one running; past this a
-/// request is answered 503 at once instead of queueing.
-pub const BCRYPT_QUEUE: usize = 4;
-
-/// The answer to one set of credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Allowed,
-    Denied,
-    /// Not verified: the bcrypt queue is full, or this client already has a
-    /// verification waiting (503, try again).
-    Busy,
-}
-
 /// Basic auth against bcrypt hashes, with successful verifications cached
 /// so that a scrape every 15 s does not pay bcrypt's ~70 ms (cost 10) each time.
 ///
 /// The cache holds, per configured user, an HMAC (random per-process key) of
 /// the last password that verified: bounded by the number of users, compared
 /// in constant time, and useless to anyone reading the process's memory
-/// without the key. A cache hit is answered before any limit is looked at.
-/// Failed attempts are not cached: each costs one bcrypt, one at a time,
-/// with a bounded queue and one waiting per client address, so guessing can
-/// neither starve the collectors nor crowd out another client.
+/// without the key. Failed attempts are not cached: each costs one bcrypt,
+/// and the caller bounds how many run (`http`'s login queue).
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
     // Verified for unknown users; the hash of the highest cost configured,
@@ -586,12 +566,6 @@ pub struct BasicAuth {
     decoy_hash: String,
     cache_key: hmac::Key,
     verified: Mutex<HashMap<String, hmac::Tag>>,
-    // Admission: the running verification plus those waiting.
-    admitted: Arc<tokio::sync::Semaphore>,
-    // The one verification running.
-    running: Arc<tokio::sync::Semaphore>,
-    // Client addresses with a verification admitted (bounded by `admitted`).
-    waiting: Mutex<std::collections::HashSet<IpAddr>>,
 }
 
 impl BasicAuth {
@@ -626,9 +600,6 @@ impl BasicAuth {
             decoy_hash,
             cache_key,
             verified: Mutex::new(HashMap::new()),
-            admitted: Arc::new(tokio::sync::Semaphore::new(1 + BCRYPT_QUEUE)),
-            running: Arc::new(tokio::sync::Semaphore::new(1)),
-            waiting: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -670,66 +641,11 @@ impl BasicAuth {
         ok
     }
 
-    /// Whether `user`/`password` from `peer` are valid credentials: from the
-    /// cache, else after one bcrypt if there is room in the queue.
-    pub async fn check(
-        self: Arc<Self>,
-        peer: Option<IpAddr>,
-        user: String,
-        password: Vec<u8>,
-    ) -> Verdict {
-        if self.cached(&user, &password) {
-            return Verdict::Allowed;
-        }
-        let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
-            return Verdict::Busy;
-        };
-        let _peer = match peer {
-            Some(ip) => match PeerSlot::take(&self, ip) {
-                Some(slot) => Some(slot),
-                None => return Verdict::Busy,
-            },
-            None => None,
-        };
-        let Ok(_running) = self.running.clone().acquire_owned().await else {
-            return Verdict::Denied;
-        };
-        let auth = self.clone();
-        let ok = tokio::task::spawn_blocking(move || auth.verify_blocking(&user, &password))
+    /// One bcrypt verification off the runtime's threads; a success is cached.
+    pub async fn verify(self: Arc<Self>, user: String, password: Vec<u8>) -> bool {
+        tokio::task::spawn_blocking(move || self.verify_blocking(&user, &password))
             .await
-            .unwrap_or(false);
-        if ok {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        }
-    }
-}
-
-/// One client address's place in the bcrypt queue, given back on drop
-/// (also when the request is dropped while waiting).
-struct PeerSlot<'a> {
-    auth: &'a BasicAuth,
-    ip: IpAddr,
-}
-
-impl<'a> PeerSlot<'a> {
-    fn take(auth: &'a BasicAuth, ip: IpAddr) -> Option<PeerSlot<'a>> {
-        let mut waiting = auth.waiting.lock().ok()?;
-        // Not `then_some`: it would build (and drop, relocking) a slot when
-        // the address is already waiting.
-        if !waiting.insert(ip) {
-            return None;
-        }
-        Some(PeerSlot { auth, ip })
-    }
-}
-
-impl Drop for PeerSlot<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut waiting) = self.auth.waiting.lock() {
-            waiting.remove(&self.ip);
-        }
+            .unwrap_or(false)
     }
 }
 
@@ -943,8 +859,9 @@ mod tests {
         .unwrap();
         let auth = c.basic_auth.unwrap();
         let check = |u: &str, p: &str| {
-            let verdict = auth.clone().check(None, u.into(), p.as_bytes().to_vec());
-            async move { verdict.await == Verdict::Allowed }
+            let cached = auth.cached(u, p.as_bytes());
+            let verified = auth.clone().verify(u.into(), p.as_bytes().to_vec());
+            async move { cached || verified.await }
         };
         assert!(!auth.cached("alice", b"s3cret"));
         assert!(!check("alice", "wrong").await);
@@ -971,35 +888,6 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.basic_auth.unwrap().decoy_hash, dear);
-    }
-
-    #[tokio::test]
-    async fn bcrypt_queue_is_bounded_and_one_per_address() {
-        let hash = bcrypt::hash("pw", 10).unwrap();
-        let c = parse(&format!("basic_auth_users:\n  u: {hash}\n")).unwrap();
-        let auth = c.basic_auth.unwrap();
-        let ip = |n: u8| Some(IpAddr::from([10, 0, 0, n]));
-        let attempt = |peer| tokio::spawn(auth.clone().check(peer, "u".into(), b"wrong".to_vec()));
-        // One running and BCRYPT_QUEUE waiting, each from its own address.
-        let admitted: Vec<_> = (0..=BCRYPT_QUEUE as u8).map(|n| attempt(ip(n))).collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = Instant::now();
-        let over = auth.clone().check(ip(99), "u".into(), b"x".to_vec()).await;
-        assert_eq!(over, Verdict::Busy, "queue full");
-        let twice = auth.clone().check(ip(1), "u".into(), b"x".to_vec()).await;
-        assert_eq!(twice, Verdict::Busy, "second from one address");
-        assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "answered at once"
-        );
-        for a in admitted {
-            assert_eq!(a.await.unwrap(), Verdict::Denied);
-        }
-        assert!(auth.waiting.lock().unwrap().is_empty());
-        assert_eq!(
-            auth.clone().check(ip(1), "u".into(), b"pw".to_vec()).await,
-            Verdict::Allowed
-        );
     }
 
     #[test]

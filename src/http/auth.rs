@@ -4,8 +4,8 @@
 //! at once (no limit applies to them, so a flood cannot lock out a scraper
 //! that logged in before); everything else is charged to `rate_limit` (429
 //! when empty), and wrong or new credentials wait for one bcrypt in a bounded
-//! queue (503 at once when it is full, or when this client address already
-//! has one waiting).
+//! queue ([`Logins`]: 503 at once when it is full, or when this client
+//! address already has one waiting).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,12 +16,71 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
-use crate::web_config::{BasicAuth, RateLimit, Verdict};
+use tokio::sync::Semaphore;
+
+use super::peers::PerPeer;
+use crate::web_config::{BasicAuth, RateLimit};
+
+/// Logins that may wait behind the one being verified; past this a login is
+/// answered 503 at once instead of queueing.
+pub const LOGIN_QUEUE: usize = 4;
+
+/// The bcrypt queue: one verification at a time (~70 ms of one core at cost
+/// 10), [`LOGIN_QUEUE`] waiting, one per client address, so wrong passwords
+/// can neither pile up work nor take the CPU the collectors need, and one
+/// pod cannot fill the queue alone.
+pub(crate) struct Logins {
+    auth: Arc<BasicAuth>,
+    admitted: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+    waiting: Arc<PerPeer>,
+}
+
+/// What became of one login that the cache did not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Denied,
+    /// No room in the queue, or this address already waits (503).
+    Busy,
+}
+
+impl Logins {
+    pub(crate) fn new(auth: Arc<BasicAuth>) -> Arc<Logins> {
+        Arc::new(Logins {
+            auth,
+            admitted: Arc::new(Semaphore::new(1 + LOGIN_QUEUE)),
+            running: Arc::new(Semaphore::new(1)),
+            waiting: PerPeer::new(1),
+        })
+    }
+
+    async fn verify(&self, peer: Option<IpAddr>, user: String, password: Vec<u8>) -> Verdict {
+        let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
+            return Verdict::Busy;
+        };
+        let _waiting = match peer {
+            Some(ip) => match self.waiting.take(ip) {
+                Some(place) => Some(place),
+                None => return Verdict::Busy,
+            },
+            None => None,
+        };
+        let Ok(_running) = self.running.clone().acquire_owned().await else {
+            return Verdict::Denied;
+        };
+        if self.auth.clone().verify(user, password).await {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        }
+    }
+}
 
 /// What the middleware checks; built from the web config.
 #[derive(Clone)]
 pub(crate) struct Gate {
-    pub basic_auth: Option<Arc<BasicAuth>>,
+    pub logins: Option<Arc<Logins>>,
     pub rate_limit: Option<Arc<RateLimit>>,
 }
 
@@ -67,8 +126,8 @@ fn refused(status: StatusCode, text: &'static str, retry_after_secs: u64) -> Res
 
 pub(crate) async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let credentials = basic_credentials(request.headers());
-    if let (Some(auth), Some((user, password))) = (&gate.basic_auth, &credentials)
-        && auth.cached(user, password)
+    if let (Some(logins), Some((user, password))) = (&gate.logins, &credentials)
+        && logins.auth.cached(user, password)
     {
         return next.run(request).await;
     }
@@ -81,13 +140,13 @@ pub(crate) async fn gate(State(gate): State<Gate>, request: Request, next: Next)
             limit.retry_after().as_secs(),
         );
     }
-    let Some(auth) = gate.basic_auth.clone() else {
+    let Some(logins) = &gate.logins else {
         return next.run(request).await;
     };
     let Some((user, password)) = credentials else {
         return unauthorized();
     };
-    match auth.check(peer(&request), user, password).await {
+    match logins.verify(peer(&request), user, password).await {
         Verdict::Allowed => next.run(request).await,
         Verdict::Denied => unauthorized(),
         Verdict::Busy => refused(
@@ -133,5 +192,43 @@ mod tests {
             "non-UTF-8 user"
         );
         assert_eq!(basic_credentials(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn the_login_queue_is_bounded_and_one_per_address() {
+        let hash = bcrypt::hash("pw", 10).unwrap();
+        let web = crate::web_config::WebConfig::parse(
+            &format!("basic_auth_users:\n  u: {hash}\n"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let logins = Logins::new(web.basic_auth.unwrap());
+        let ip = |n: u8| Some(IpAddr::from([10, 0, 0, n]));
+        let attempt = |peer| {
+            let logins = logins.clone();
+            tokio::spawn(async move { logins.verify(peer, "u".into(), b"wrong".to_vec()).await })
+        };
+        let started = std::time::Instant::now();
+        let mut admitted = vec![attempt(ip(0))];
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // The queue has room, but this address already has its place.
+        let twice = logins.verify(ip(0), "u".into(), b"x".to_vec()).await;
+        assert_eq!(twice, Verdict::Busy, "second from one address");
+        // One running and LOGIN_QUEUE waiting, each from its own address.
+        admitted.extend((1..=LOGIN_QUEUE as u8).map(|n| attempt(ip(n))));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let over = logins.verify(ip(99), "u".into(), b"x".to_vec()).await;
+        assert_eq!(over, Verdict::Busy, "queue full");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(300),
+            "answered at once"
+        );
+        for a in admitted {
+            assert_eq!(a.await.unwrap(), Verdict::Denied);
+        }
+        assert!(logins.waiting.is_empty());
+        let right = logins.verify(ip(1), "u".into(), b"pw".to_vec()).await;
+        assert_eq!(right, Verdict::Allowed);
+        assert!(logins.auth.cached("u", b"pw"));
     }
 }

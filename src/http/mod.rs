@@ -15,6 +15,7 @@
 
 mod auth;
 mod landing;
+mod peers;
 pub mod process;
 mod serve;
 mod stall;
@@ -35,6 +36,7 @@ use crate::store::Store;
 use crate::web_config::WebConfig;
 
 pub use crate::metrics::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+pub use auth::LOGIN_QUEUE;
 pub use landing::landing_page;
 pub use serve::{
     HEADER_READ_TIMEOUT, MAX_BUF_SIZE, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, serve,
@@ -159,7 +161,7 @@ pub fn with_web_config(router: Router, web: &WebConfig) -> Router {
     let router = if web.basic_auth.is_some() || web.rate_limit.is_some() {
         router.layer(middleware::from_fn_with_state(
             auth::Gate {
-                basic_auth: web.basic_auth.clone(),
+                logins: web.basic_auth.clone().map(auth::Logins::new),
                 rate_limit: web.rate_limit.clone(),
             },
             auth::gate,

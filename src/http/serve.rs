@@ -19,10 +19,9 @@
 //! Each connection's task holds its fd; the caps keep the total far below
 //! the fd limit `main` raises at start-up.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -37,6 +36,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::peers::PerPeer;
 use super::stall::StallTimeout;
 use super::tls;
 
@@ -52,55 +52,6 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const MAX_CONNECTIONS_PER_PEER: usize = 32;
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Per-address counts, each entry removed when it drops to zero, so the
-/// map is bounded by the connections open.
-#[derive(Debug, Default)]
-struct PerPeer {
-    limit: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One unit of a [`PerPeer`] count, given back on drop.
-struct PeerGuard {
-    peers: Arc<PerPeer>,
-    ip: IpAddr,
-}
-
-impl PerPeer {
-    fn new(limit: usize) -> Arc<PerPeer> {
-        Arc::new(PerPeer {
-            limit,
-            counts: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<PeerGuard> {
-        let mut counts = self.counts.lock().ok()?;
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(PeerGuard {
-            peers: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for PeerGuard {
-    fn drop(&mut self) {
-        if let Ok(mut counts) = self.peers.counts.lock()
-            && let Some(count) = counts.get_mut(&self.ip)
-        {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// Warns at most once a minute: a flood must not flood the log too.
 struct Throttled(Option<Instant>);
@@ -242,27 +193,4 @@ fn service(
                 request
             }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_peer_counts_are_capped_and_given_back() {
-        let peers = PerPeer::new(2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let one = peers.take(a).unwrap();
-        let _two = peers.take(a).unwrap();
-        assert!(peers.take(a).is_none(), "third from the same address");
-        let other = peers.take(b).unwrap();
-        drop(one);
-        assert!(peers.take(a).is_some());
-        drop(other);
-        assert!(
-            !peers.counts.lock().unwrap().contains_key(&b),
-            "entry removed at zero"
-        );
-    }
 }
