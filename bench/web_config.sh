@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Scrape latency of /metrics with --web.config.file: plain HTTP, basic auth
-# (bcrypt cost 10, the first request pays bcrypt, later ones hit the cache),
-# and TLS + basic auth (a new connection, so a full handshake, per scrape).
+# Scrape latency of /metrics with --web.config.file: plain HTTP (text 0.0.4,
+# OpenMetrics, gzip, and while 1,100 silent connections from another address
+# hold partial requests), basic auth (bcrypt cost 10, the first request pays
+# bcrypt, later ones hit the cache; wrong passwords alone and while 4 clients
+# flood wrong passwords), and TLS + basic auth (a new connection, so a full
+# handshake, per scrape).
 # Usage: bench/web_config.sh [N]   (default 200 scrapes per case; needs curl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +39,45 @@ report() { # label, then times in seconds on stdin
 scrape() { curl -sS -o /dev/null -w '%{time_total}\n' --fail "$@"; }
 
 start none
-for _ in $(seq "$n"); do scrape "http://127.0.0.1:$port/metrics"; done | report "plain HTTP, no auth"
+url="http://127.0.0.1:$port/metrics"
+sleep 2
+om='Accept: application/openmetrics-text; version=1.0.0'
+for _ in $(seq "$n"); do scrape "$url"; done | report "plain HTTP, text 0.0.4"
+for _ in $(seq "$n"); do scrape -H "$om" "$url"; done | report "plain HTTP, OpenMetrics"
+for _ in $(seq "$n"); do scrape -H "$om" --compressed "$url"; done | report "plain HTTP, OpenMetrics, gzip"
+printf 'body bytes: text %s, OpenMetrics %s, gzip %s\n' \
+  "$(curl -s "$url" | wc -c)" "$(curl -s -H "$om" "$url" | wc -c)" \
+  "$(curl -s -H "$om" -H 'Accept-Encoding: gzip' "$url" | wc -c)"
+# 1,100 connections from 127.0.0.2 that send half a request and go silent.
+python3 - "$port" <<'PY' &
+import socket, sys, time
+held = []
+for _ in range(1100):
+    try:
+        s = socket.socket(); s.bind(("127.0.0.2", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
+        s.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "); held.append(s)
+    except OSError:
+        pass
+time.sleep(8)
+PY
+flood=$!
+sleep 2
+for _ in $(seq "$n"); do scrape "$url"; done | report "plain HTTP, 1,100 silent connections"
+wait "$flood" || true
 stop
 start auth
 scrape -u bench:bench-password "http://127.0.0.1:$port/metrics" | report "basic auth, first (bcrypt)"
 for _ in $(seq "$n"); do scrape -u bench:bench-password "http://127.0.0.1:$port/metrics"; done | report "basic auth, cached"
 for _ in $(seq 20); do curl -s -o /dev/null -w '%{time_total}\n' -u bench:wrong "http://127.0.0.1:$port/metrics"; done | report "basic auth, wrong password (bcrypt)"
+floods=()
+for i in 1 2 3 4; do
+  ( end=$((SECONDS + 8)); while [ $SECONDS -lt $end ]; do
+      curl -s -o /dev/null --interface 127.0.0.$((i + 1)) -u "bench:wrong$i" "http://127.0.0.1:$port/metrics"; done ) &
+  floods+=($!)
+done
+sleep 1
+for _ in $(seq "$n"); do scrape -u bench:bench-password "http://127.0.0.1:$port/metrics"; done | report "basic auth, cached, under flood"
+wait "${floods[@]}" || true
 stop
 start tls
 for _ in $(seq "$n"); do scrape --cacert "$dir/test-only-ca.pem" -u bench:bench-password "https://127.0.0.1:$port/metrics"; done | report "TLS + basic auth, new connection"

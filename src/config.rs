@@ -62,6 +62,9 @@ pub struct WebArgs {
     /// TLS and basic auth configuration (Prometheus exporter-toolkit web-config YAML).
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
+    /// Scrapes served at once; more get 503 at once (0: no limit).
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = crate::http::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

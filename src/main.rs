@@ -1,4 +1,5 @@
-//! Start-up: flags → logging → collectors → HTTP server, and a clean exit.
+//! Start-up: flags → logging → the soft open-files limit raised to the hard
+//! one → collectors → HTTP server, and a clean exit.
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT, 2 for bad flags (clap prints the flag
 //! and the problem) or a bad `--web.config.file` (checked before anything
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     panics::install_hook();
+    raise_fd_limit();
     let web = match cli.web.config_file.as_deref().map(WebConfig::load) {
         None => WebConfig::default(),
         Some(Ok(web)) => web,
@@ -70,6 +72,29 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// Raise the soft open-files limit to the hard one. systemd gives services a
+/// soft 1024; every connection, Docker call and `/proc` read needs an fd, and
+/// the connection caps in `http` assume a limit well above theirs.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(soft = ?limit.maximum, "raised the open-files limit"),
+        Err(e) => tracing::warn!(
+            soft = ?limit.current,
+            error = %e,
+            "cannot raise the open-files limit; connection floods may exhaust it"
+        ),
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
     match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => Ok(l),
@@ -93,7 +118,11 @@ async fn run(cli: Cli, web: WebConfig) -> Result<(), String> {
     let mut scheduler = Scheduler::new();
     collectors::start(&cli.collectors, &cli.paths, &mut scheduler);
     let store = scheduler.store();
-    let app = http::router(http::AppState::new(store, &cli.web.telemetry_path));
+    let app = http::router(http::AppState::new(
+        store,
+        &cli.web.telemetry_path,
+        cli.web.max_requests,
+    ));
     let app = http::with_web_config(app, &web);
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(

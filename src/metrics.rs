@@ -1,9 +1,18 @@
-//! The snapshot model every collector publishes, and its OpenMetrics encoding.
+//! The snapshot model every collector publishes, and its two encodings.
 //!
 //! A collector builds plain [`Family`] values each round; the scheduler sorts
-//! them once and swaps them in whole. A scrape only walks these values through
-//! prometheus-client's text encoder, so its cost never depends on what the
-//! collectors are doing at that moment.
+//! them once and the store encodes them once, when they are published, in
+//! both formats a scraper may ask for ([`Encoded`]). A scrape then only
+//! concatenates bytes, so its cost never depends on what the collectors are
+//! doing at that moment, nor on how many scrapers there are.
+//!
+//! - OpenMetrics 1.0 goes through prometheus-client's text encoder (pinned in
+//!   Cargo.toml: [`OpenMetricsWriter`] relies on how it writes a value).
+//! - The classic text format 0.0.4 (what a scraper gets when it does not ask
+//!   for OpenMetrics, and what `promtool check metrics` lints) is written
+//!   here: prometheus-client has no encoder for it. Counters carry their TYPE
+//!   on the `_total` name, there is no `# EOF`, no `# UNIT`, and `_info`
+//!   families stay gauges, as in every 0.0.4 exposition.
 
 use std::borrow::Cow;
 
@@ -253,20 +262,194 @@ pub fn encode_registry(
     prometheus_client::encoding::text::encode(&mut OpenMetricsWriter::new(out), registry)
 }
 
-/// Render families as a complete OpenMetrics text exposition (with `# EOF`).
-pub fn render(families: &[Family]) -> String {
+/// A set of families encoded once in both exposition formats, each without
+/// a trailer (OpenMetrics' `# EOF` is added once per scrape, after the last
+/// block), so blocks from several collectors concatenate into one valid body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Encoded {
+    pub openmetrics: bytes::Bytes,
+    pub text: bytes::Bytes,
+}
+
+impl Encoded {
+    /// Encode `families` (HELP texts get `help_suffix`) in both formats.
+    pub fn new(families: &[Family], help_suffix: &str) -> Encoded {
+        Encoded {
+            openmetrics: encode_openmetrics(families, help_suffix).into(),
+            text: encode_text(families, help_suffix).into(),
+        }
+    }
+}
+
+/// Which exposition format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Text,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::Text => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The OpenMetrics trailer, written once at the end of a body.
+pub const OPENMETRICS_EOF: &str = "# EOF\n";
+
+/// Families as OpenMetrics text blocks, without the `# EOF` trailer.
+pub fn encode_openmetrics(families: &[Family], help_suffix: &str) -> String {
+    // The registry wants 'static collectors; the families are copied into an
+    // owned one instead of borrowed (once per published round, not per scrape).
     #[derive(Debug)]
-    struct Owned(Vec<Family>);
+    struct Owned(Vec<Family>, String);
     impl prometheus_client::collector::Collector for Owned {
         fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-            encode_families(&mut encoder, &self.0, HELP_SUFFIX)
+            encode_families(&mut encoder, &self.0, &self.1)
         }
     }
     let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(Owned(families.to_vec())));
+    registry.register_collector(Box::new(Owned(families.to_vec(), help_suffix.to_string())));
     let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = encode_registry(&mut out, &registry);
+    // Writing into a String cannot fail; an encoder error leaves what was written.
+    let _ = prometheus_client::encoding::text::encode_registry(
+        &mut OpenMetricsWriter::new(&mut out),
+        &registry,
+    );
+    out
+}
+
+/// Families in the classic text format 0.0.4.
+pub fn encode_text(families: &[Family], help_suffix: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for family in families {
+        if family.samples.is_empty() {
+            continue;
+        }
+        let (name, kind) = match family.kind {
+            Kind::Counter => (Cow::Owned(format!("{}_total", family.name)), "counter"),
+            Kind::Gauge => (Cow::Borrowed(family.name), "gauge"),
+            Kind::Histogram => (Cow::Borrowed(family.name), "histogram"),
+        };
+        out.push_str("# HELP ");
+        out.push_str(&name);
+        out.push(' ');
+        escape_help(&mut out, family.help);
+        escape_help(&mut out, help_suffix);
+        let _ = writeln!(out, "\n# TYPE {name} {kind}");
+        for sample in &family.samples {
+            match &sample.value {
+                Value::Number(v) => text_line(&mut out, &name, "", &sample.labels, None, *v),
+                Value::Histogram(h) => {
+                    let mut cumulative = 0u64;
+                    for (bound, n) in &h.buckets {
+                        cumulative += n;
+                        text_line(
+                            &mut out,
+                            &name,
+                            "_bucket",
+                            &sample.labels,
+                            Some(*bound),
+                            cumulative as f64,
+                        );
+                    }
+                    text_line(&mut out, &name, "_sum", &sample.labels, None, h.sum);
+                    text_line(
+                        &mut out,
+                        &name,
+                        "_count",
+                        &sample.labels,
+                        None,
+                        h.count as f64,
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One 0.0.4 sample line; `le` is a histogram bucket's bound.
+fn text_line(out: &mut String, name: &str, suffix: &str, labels: &Labels, le: Option<f64>, v: f64) {
+    use std::fmt::Write;
+    out.push_str(name);
+    out.push_str(suffix);
+    if !labels.is_empty() || le.is_some() {
+        out.push('{');
+        let mut first = true;
+        for (k, value) in labels {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label(out, value);
+            out.push('"');
+        }
+        if let Some(le) = le {
+            if !first {
+                out.push(',');
+            }
+            out.push_str("le=\"");
+            push_float(out, le);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    push_float(out, v);
+    let _ = out.write_char('\n');
+}
+
+/// A float as Prometheus' parsers (and Go's `strconv.ParseFloat`) read it.
+fn push_float(out: &mut String, v: f64) {
+    use std::fmt::Write;
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// 0.0.4 HELP text escapes backslash and newline only.
+fn escape_help(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape_label(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Render families as a complete OpenMetrics text exposition (with `# EOF`).
+pub fn render(families: &[Family]) -> String {
+    let mut out = encode_openmetrics(families, HELP_SUFFIX);
+    out.push_str(OPENMETRICS_EOF);
     out
 }
 
@@ -321,6 +504,52 @@ mod tests {
         assert!(
             text.contains(r#"sentinel_y{path="a\"b\\c\nd"} 1"#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn text_format_0_0_4() {
+        let mut c = Family::counter("sentinel_x_failures", "Failures\\ of x\nreally.");
+        c.push(vec![("reason", "a\"b\\c\nd".into())], 3.0);
+        let mut h = Family::histogram("sentinel_x_seconds", "Latency.");
+        let mut v = HistogramValue::new(&[0.1, 1.0]);
+        v.observe(0.05);
+        v.observe(7.0);
+        h.push_histogram(vec![("operation", "ping".into())], v);
+        let mut g = Family::gauge("sentinel_x_info", "Info.");
+        g.push(vec![], f64::INFINITY);
+        let empty = Family::gauge("sentinel_x_empty", "Nothing.");
+        let text = encode_text(&[c, h, g, empty], " (suffix)");
+        assert_eq!(
+            text,
+            "# HELP sentinel_x_failures_total Failures\\\\ of x\\nreally. (suffix)\n\
+             # TYPE sentinel_x_failures_total counter\n\
+             sentinel_x_failures_total{reason=\"a\\\"b\\\\c\\nd\"} 3\n\
+             # HELP sentinel_x_seconds Latency. (suffix)\n\
+             # TYPE sentinel_x_seconds histogram\n\
+             sentinel_x_seconds_bucket{operation=\"ping\",le=\"0.1\"} 1\n\
+             sentinel_x_seconds_bucket{operation=\"ping\",le=\"1\"} 1\n\
+             sentinel_x_seconds_bucket{operation=\"ping\",le=\"+Inf\"} 2\n\
+             sentinel_x_seconds_sum{operation=\"ping\"} 7.05\n\
+             sentinel_x_seconds_count{operation=\"ping\"} 2\n\
+             # HELP sentinel_x_info Info. (suffix)\n\
+             # TYPE sentinel_x_info gauge\n\
+             sentinel_x_info +Inf\n"
+        );
+    }
+
+    #[test]
+    fn encoded_blocks_concatenate() {
+        let mut a = Family::gauge("sentinel_a", "A.");
+        a.push(vec![], 1.0);
+        let e = Encoded::new(&[a], "");
+        let om = std::str::from_utf8(&e.openmetrics).unwrap();
+        assert!(!om.contains("# EOF"), "{om}");
+        assert!(om.contains("sentinel_a 1.0\n"), "{om}");
+        assert!(
+            std::str::from_utf8(&e.text)
+                .unwrap()
+                .contains("# TYPE sentinel_a gauge\nsentinel_a 1\n")
         );
     }
 }

@@ -1,5 +1,7 @@
 //! The snapshot store: one slot per collector, each holding the latest
-//! published round, replaced whole; `/metrics` encodes only these.
+//! published round, replaced whole, and that round already encoded in both
+//! exposition formats. `/metrics` concatenates these blocks and encodes only
+//! the exporter's own few families per scrape ([`Store::exposition`]).
 //!
 //! It also answers the health checks. Healthy ([`Store::healthy`]): every
 //! collector's task is alive and its loop has made progress (started or
@@ -18,7 +20,7 @@ use std::time::Duration;
 use prometheus_client::encoding::DescriptorEncoder;
 use tokio::time::Instant;
 
-use crate::metrics::{self, Family};
+use crate::metrics::{self, Encoded, Family, Format};
 use crate::panics;
 
 /// A round may overrun a short interval a little, never forever.
@@ -76,11 +78,19 @@ impl Published {
 pub struct Slot {
     pub name: &'static str,
     pub interval: Duration,
-    current: RwLock<Arc<Published>>,
+    current: RwLock<Snapshot>,
     /// When the collector's loop last started or published a round.
     progress: Mutex<Instant>,
     /// Cleared when the collector's task ends, however it ends.
     alive: AtomicBool,
+}
+
+/// A published round and its encoding, swapped together so that a scrape
+/// never pairs one round's status with another round's series.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    published: Arc<Published>,
+    encoded: Arc<Encoded>,
 }
 
 impl Slot {
@@ -88,7 +98,7 @@ impl Slot {
         Slot {
             name,
             interval,
-            current: RwLock::new(Arc::new(Published::default())),
+            current: RwLock::new(Snapshot::default()),
             progress: Mutex::new(Instant::now()),
             alive: AtomicBool::new(true),
         }
@@ -104,13 +114,23 @@ impl Slot {
         self.budget() * 2
     }
 
-    /// The latest published state.
-    pub fn current(&self) -> Arc<Published> {
+    fn snapshot(&self) -> Snapshot {
         panics::read(&self.current).clone()
     }
 
+    /// The latest published state.
+    pub fn current(&self) -> Arc<Published> {
+        self.snapshot().published
+    }
+
+    /// Encodes the round once, here, off the scrape path: scrapes then only
+    /// copy these bytes, however many scrapers there are.
     pub(crate) fn publish(&self, published: Published) {
-        *panics::write(&self.current) = Arc::new(published);
+        let snapshot = Snapshot {
+            encoded: Arc::new(Encoded::new(&published.families, metrics::HELP_SUFFIX)),
+            published: Arc::new(published),
+        };
+        *panics::write(&self.current) = snapshot;
         self.progressed();
     }
 
@@ -195,6 +215,35 @@ impl Store {
             metrics::encode_families(encoder, &published.families, metrics::HELP_SUFFIX)?;
         }
         metrics::encode_families(encoder, &self.self_metrics(&current), "")
+    }
+
+    /// One scrape's body in `format`: every collector's block as encoded when
+    /// it was published, then the exporter's own families and `extra`
+    /// (encoded now: they are a few dozen series), then OpenMetrics' `# EOF`.
+    pub fn exposition(&self, format: Format, extra: &[Family]) -> bytes::Bytes {
+        let snapshots: Vec<Snapshot> = self.slots.iter().map(|s| s.snapshot()).collect();
+        let current: Vec<Arc<Published>> = snapshots.iter().map(|s| s.published.clone()).collect();
+        let mut own = self.self_metrics(&current);
+        own.extend_from_slice(extra);
+        let (own, eof) = match format {
+            Format::OpenMetrics => (
+                metrics::encode_openmetrics(&own, ""),
+                metrics::OPENMETRICS_EOF,
+            ),
+            Format::Text => (metrics::encode_text(&own, ""), ""),
+        };
+        let blocks = snapshots.iter().map(|s| match format {
+            Format::OpenMetrics => &s.encoded.openmetrics,
+            Format::Text => &s.encoded.text,
+        });
+        let size: usize = blocks.clone().map(|b| b.len()).sum::<usize>() + own.len() + eof.len();
+        let mut body = bytes::BytesMut::with_capacity(size);
+        for block in blocks {
+            body.extend_from_slice(block);
+        }
+        body.extend_from_slice(own.as_bytes());
+        body.extend_from_slice(eof.as_bytes());
+        body.freeze()
     }
 
     fn self_metrics(&self, current: &[Arc<Published>]) -> Vec<Family> {

@@ -12,12 +12,22 @@
 //!   with its value checks) and `http2` (accepted; we serve HTTP/1.1 only).
 //! - `basic_auth_users`: user → bcrypt hash. Every path is protected,
 //!   `/-/healthy` included, as the toolkit does.
+//! - `rate_limit`: `interval` (a token every so long) and `burst`, the
+//!   toolkit's token bucket, answered 429 when empty. Unlike the toolkit it
+//!   is not charged for requests whose credentials the login cache already
+//!   verified, so a flood cannot lock out a Prometheus that logged in before.
 //!
 //! Relative paths are resolved against the config file's directory, as the
 //! toolkit does. Unlike the toolkit, which re-reads the file on every
 //! connection, the file is read once at start-up: every problem surfaces
-//! before the exporter serves or collects anything (exit code 2), and a
-//! changed certificate needs a restart.
+//! before the exporter serves or collects anything (exit code 2). The
+//! certificate and key files (not the rest) are watched: when either changes
+//! on disk (cert-manager rotating a Secret), the next handshake after a
+//! one-second check serves the new pair; a pair that does not load (half
+//! written, mismatched) is logged and the previous one kept.
+//!
+//! Basic auth costs one bcrypt per password not yet verified (~70 ms at cost
+//! 10); how many run and wait is bounded where requests come in (`http`).
 //!
 //! Reading (`WebConfig::load`) is kept apart from parsing and validation
 //! (`WebConfig::parse`, pure apart from reading the files the config names).
@@ -26,10 +36,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::{HeaderName, HeaderValue};
 use ring::hmac;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::version::{TLS12, TLS13};
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
@@ -54,6 +66,8 @@ pub struct WebConfig {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Require these credentials on every request; open when None.
     pub basic_auth: Option<Arc<BasicAuth>>,
+    /// `rate_limit`: requests not already vouched for by the login cache.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl fmt::Debug for WebConfig {
@@ -63,6 +77,7 @@ impl fmt::Debug for WebConfig {
             .field("tls", &self.tls.is_some())
             .field("headers", &self.headers)
             .field("basic_auth", &self.basic_auth.is_some())
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -75,7 +90,14 @@ struct RawConfig {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
     basic_auth_users: Option<BTreeMap<String, String>>,
-    rate_limit: Option<serde_yaml::Value>,
+    rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of rate_limit keys")]
+struct RawRateLimit {
+    interval: Option<String>,
+    burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,9 +159,7 @@ impl WebConfig {
         let raw: RawConfig = serde_yaml::from_str::<Option<RawConfig>>(text)
             .map_err(|e| format!("cannot parse: {e}"))?
             .unwrap_or_default();
-        if raw.rate_limit.is_some() {
-            return Err("rate_limit is not supported by node-sentinel".into());
-        }
+        let rate_limit = raw.rate_limit.map(RateLimit::new).transpose()?.flatten();
         let http = raw.http_server_config.unwrap_or_default();
         Ok(WebConfig {
             tls: raw
@@ -154,7 +174,66 @@ impl WebConfig {
                 .map(BasicAuth::new)
                 .transpose()?
                 .map(Arc::new),
+            rate_limit: rate_limit.map(Arc::new),
         })
+    }
+}
+
+/// exporter-toolkit's `rate_limit`: a token bucket of `burst` tokens, one
+/// more every `interval` (Go's `rate.NewLimiter(rate.Every(interval), burst)`).
+#[derive(Debug)]
+pub struct RateLimit {
+    interval: Duration,
+    burst: f64,
+    // (tokens, when they were counted)
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    /// None when `interval` is absent or zero: the toolkit then applies no limit.
+    fn new(raw: RawRateLimit) -> Result<Option<RateLimit>, String> {
+        let interval = match raw.interval.as_deref() {
+            None => Duration::ZERO,
+            Some(text) => crate::values::parse_duration(text)
+                .map_err(|e| format!("rate_limit.interval: {e}"))?,
+        };
+        if interval.is_zero() {
+            return Ok(None);
+        }
+        let burst = raw.burst.unwrap_or(0);
+        if burst == 0 {
+            return Err(
+                "rate_limit.burst: must be at least 1 when rate_limit.interval is set (0 would refuse every request)"
+                    .into(),
+            );
+        }
+        Ok(Some(RateLimit {
+            interval,
+            burst: f64::from(burst),
+            bucket: Mutex::new((f64::from(burst), Instant::now())),
+        }))
+    }
+
+    /// Take a token if there is one.
+    pub fn allow(&self) -> bool {
+        let Ok(mut bucket) = self.bucket.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.1).as_secs_f64() / self.interval.as_secs_f64();
+        bucket.0 = (bucket.0 + refill).min(self.burst);
+        bucket.1 = now;
+        if bucket.0 >= 1.0 {
+            bucket.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until the next token: the Retry-After of a 429.
+    pub fn retry_after(&self) -> Duration {
+        self.interval
     }
 }
 
@@ -271,6 +350,8 @@ fn tls_config(raw: RawTls, dir: &Path) -> Result<Option<Arc<ServerConfig>>, Stri
             ));
         }
     };
+    let cert_file = raw.cert_file.as_ref().map(|p| dir.join(p));
+    let key_file = raw.key_file.as_ref().map(|p| dir.join(p));
     let cert = pem_source(raw.cert, raw.cert_file, "cert", dir)?;
     let key = pem_source(raw.key, raw.key_file, "key", dir)?;
     let client_ca = pem_source(raw.client_ca, raw.client_ca_file, "client_ca", dir)?;
@@ -280,9 +361,17 @@ fn tls_config(raw: RawTls, dir: &Path) -> Result<Option<Arc<ServerConfig>>, Stri
         (_, None) => return Err("tls_server_config: key_file (or key) is missing".into()),
         (None, _) => return Err("tls_server_config: cert_file (or cert) is missing".into()),
     };
-    let chain = certificates(&cert.0, &cert.1)?;
-    let private_key = PrivateKeyDer::from_pem_slice(&key.0)
-        .map_err(|e| format!("{}: no usable PEM private key in it: {e}", key.1))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certified = certified_key(&cert, &key, &provider)?;
+    let resolver: Arc<dyn ResolvesServerCert> = match (cert_file, key_file) {
+        (Some(cert_path), Some(key_path)) => Arc::new(CertFiles::new(
+            cert_path,
+            key_path,
+            provider.clone(),
+            Arc::new(certified),
+        )),
+        _ => Arc::new(Fixed(Arc::new(certified))),
+    };
 
     let min = tls_version(raw.min_version.as_deref().unwrap_or("TLS12"), "min_version")?;
     let max = tls_version(raw.max_version.as_deref().unwrap_or("TLS13"), "max_version")?;
@@ -297,7 +386,6 @@ fn tls_config(raw: RawTls, dir: &Path) -> Result<Option<Arc<ServerConfig>>, Stri
         return Err("tls_server_config: min_version is above max_version".into());
     }
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| format!("tls_server_config: {e}"))?;
@@ -328,18 +416,139 @@ fn tls_config(raw: RawTls, dir: &Path) -> Result<Option<Arc<ServerConfig>>, Stri
             )
         }
     };
-    let mut config = builder
-        .with_single_cert(chain, private_key)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                format!("{} does not match the certificate in {}", key.1, cert.1)
-            }
-            other => format!("{} with {}: {other}", cert.1, key.1),
-        })?;
+    let mut config = builder.with_cert_resolver(resolver);
     // We serve HTTP/1.1 only (http_server_config.http2 is accepted but inert).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
     Ok(Some(Arc::new(config)))
+}
+
+/// A certificate chain and its key from PEM text (`(bytes, origin)` pairs,
+/// the origin naming the key or file in errors).
+fn certified_key(
+    cert: &(Vec<u8>, String),
+    key: &(Vec<u8>, String),
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let chain = certificates(&cert.0, &cert.1)?;
+    let private_key = PrivateKeyDer::from_pem_slice(&key.0)
+        .map_err(|e| format!("{}: no usable PEM private key in it: {e}", key.1))?;
+    CertifiedKey::from_der(chain, private_key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            format!("{} does not match the certificate in {}", key.1, cert.1)
+        }
+        other => format!("{} with {}: {other}", cert.1, key.1),
+    })
+}
+
+/// An inline `cert`/`key` pair: nothing on disk to watch.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// How often the certificate files are looked at, at most: a handshake pays
+/// two `stat`s at most once per this.
+const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What identifies a file's version: a Kubernetes Secret volume swaps a
+/// symlink, so the inode changes even when the size and time do not.
+type Stamp = Option<(SystemTime, u64, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino(), m.dev()))
+}
+
+/// `cert_file`/`key_file`, reloaded when either changes on disk.
+struct CertFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    state: Mutex<CertState>,
+}
+
+struct CertState {
+    current: Arc<CertifiedKey>,
+    /// The stamps of the files last loaded (or last found unloadable).
+    stamps: (Stamp, Stamp),
+    checked: Instant,
+}
+
+impl fmt::Debug for CertFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertFiles")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl CertFiles {
+    fn new(
+        cert: PathBuf,
+        key: PathBuf,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+        current: Arc<CertifiedKey>,
+    ) -> CertFiles {
+        let stamps = (stamp(&cert), stamp(&key));
+        CertFiles {
+            cert,
+            key,
+            provider,
+            state: Mutex::new(CertState {
+                current,
+                stamps,
+                checked: Instant::now(),
+            }),
+        }
+    }
+
+    fn load(&self) -> Result<CertifiedKey, String> {
+        let read = |path: &Path, what: &str| {
+            let origin = format!("tls_server_config.{what}_file {}", path.display());
+            std::fs::read(path)
+                .map(|bytes| (bytes, origin.clone()))
+                .map_err(|e| format!("{origin}: cannot read: {e}"))
+        };
+        let cert = read(&self.cert, "cert")?;
+        let key = read(&self.key, "key")?;
+        certified_key(&cert, &key, &self.provider)
+    }
+
+    /// The pair to serve, reloaded first if the files changed.
+    fn current(&self) -> Option<Arc<CertifiedKey>> {
+        let mut state = self.state.lock().ok()?;
+        if state.checked.elapsed() >= CERT_CHECK_INTERVAL {
+            state.checked = Instant::now();
+            let stamps = (stamp(&self.cert), stamp(&self.key));
+            if stamps != state.stamps {
+                state.stamps = stamps;
+                match self.load() {
+                    Ok(pair) => {
+                        tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
+                        state.current = Arc::new(pair);
+                    }
+                    // Logged once per change of the files: the next change retries.
+                    Err(e) => tracing::warn!(
+                        "keeping the previous TLS certificate: --web.config.file {e}"
+                    ),
+                }
+            }
+        }
+        Some(state.current.clone())
+    }
+}
+
+impl ResolvesServerCert for CertFiles {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current()
+    }
 }
 
 /// Basic auth against bcrypt hashes, with successful verifications cached
@@ -349,19 +558,20 @@ fn tls_config(raw: RawTls, dir: &Path) -> Result<Option<Arc<ServerConfig>>, Stri
 /// the last password that verified: bounded by the number of users, compared
 /// in constant time, and useless to anyone reading the process's memory
 /// without the key. Failed attempts are not cached: each costs one bcrypt,
-/// with at most two running at once so guessing cannot starve the collectors.
+/// and the caller bounds how many run (`http`'s login queue).
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
-    // Verified for unknown users so they cost the same as known ones.
+    // Verified for unknown users; the hash of the highest cost configured,
+    // so an unknown user never answers faster than the slowest known one.
     decoy_hash: String,
     cache_key: hmac::Key,
     verified: Mutex<HashMap<String, hmac::Tag>>,
-    bcrypt_slots: tokio::sync::Semaphore,
 }
 
 impl BasicAuth {
     /// Check that every value is a bcrypt hash (`$2a$`, `$2b$`, `$2x$`, `$2y$`, cost 4–31).
     fn new(users: BTreeMap<String, String>) -> Result<BasicAuth, String> {
+        let mut decoy: Option<(u32, &String)> = None;
         for (user, hash) in &users {
             if user.contains(':') {
                 return Err(format!(
@@ -371,14 +581,17 @@ impl BasicAuth {
             let parts: bcrypt::HashParts = hash.parse().map_err(|e| {
                 format!("basic_auth_users.{user}: not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`")
             })?;
-            if !(4..=31).contains(&parts.get_cost()) {
+            let cost = parts.get_cost();
+            if !(4..=31).contains(&cost) {
                 return Err(format!(
-                    "basic_auth_users.{user}: not a bcrypt hash (cost {} is outside 4..31)",
-                    parts.get_cost()
+                    "basic_auth_users.{user}: not a bcrypt hash (cost {cost} is outside 4..31)"
                 ));
             }
+            if decoy.is_none_or(|(c, _)| cost > c) {
+                decoy = Some((cost, hash));
+            }
         }
-        let decoy_hash = users.values().next().cloned().unwrap_or_default();
+        let decoy_hash = decoy.map(|(_, h)| h.clone()).unwrap_or_default();
         let rng = ring::rand::SystemRandom::new();
         let cache_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
             .map_err(|_| "cannot get random bytes for the credential cache".to_string())?;
@@ -387,7 +600,6 @@ impl BasicAuth {
             decoy_hash,
             cache_key,
             verified: Mutex::new(HashMap::new()),
-            bcrypt_slots: tokio::sync::Semaphore::new(2),
         })
     }
 
@@ -401,7 +613,7 @@ impl BasicAuth {
     }
 
     /// Whether this password verified before for this user (constant-time compare).
-    fn cached(&self, user: &str, password: &[u8]) -> bool {
+    pub fn cached(&self, user: &str, password: &[u8]) -> bool {
         let Ok(verified) = self.verified.lock() else {
             return false;
         };
@@ -429,16 +641,9 @@ impl BasicAuth {
         ok
     }
 
-    /// Whether `user`/`password` are valid credentials.
-    pub async fn check(self: Arc<Self>, user: String, password: Vec<u8>) -> bool {
-        if self.cached(&user, &password) {
-            return true;
-        }
-        let Ok(_slot) = self.bcrypt_slots.acquire().await else {
-            return false;
-        };
-        let auth = self.clone();
-        tokio::task::spawn_blocking(move || auth.verify_blocking(&user, &password))
+    /// One bcrypt verification off the runtime's threads; a success is cached.
+    pub async fn verify(self: Arc<Self>, user: String, password: Vec<u8>) -> bool {
+        tokio::task::spawn_blocking(move || self.verify_blocking(&user, &password))
             .await
             .unwrap_or(false)
     }
@@ -517,9 +722,14 @@ mod tests {
                 &["unknown field `header`"],
             ),
             (
-                "rate_limit:\n  burst: 3\n",
-                &["rate_limit", "not supported"],
+                "rate_limit:\n  interval: 1s\n",
+                &["rate_limit.burst", "at least 1"],
             ),
+            (
+                "rate_limit:\n  interval: soon\n  burst: 3\n",
+                &["rate_limit.interval"],
+            ),
+            ("rate_limit:\n  every: 1s\n", &["unknown field `every`"]),
             (
                 "tls_server_config:\n  cert_file: missing.pem\n  key_file: test-only-server.key\n",
                 &["tls_server_config.cert_file", "missing.pem", "cannot read"],
@@ -648,7 +858,11 @@ mod tests {
         ))
         .unwrap();
         let auth = c.basic_auth.unwrap();
-        let check = |u: &str, p: &str| auth.clone().check(u.into(), p.as_bytes().to_vec());
+        let check = |u: &str, p: &str| {
+            let cached = auth.cached(u, p.as_bytes());
+            let verified = auth.clone().verify(u.into(), p.as_bytes().to_vec());
+            async move { cached || verified.await }
+        };
         assert!(!auth.cached("alice", b"s3cret"));
         assert!(!check("alice", "wrong").await);
         assert!(!auth.cached("alice", b"wrong"));
@@ -662,6 +876,81 @@ mod tests {
         assert!(!auth.cached("alice", b"s3cret2"));
         assert!(!check("alice", "s3cret2").await);
         assert!(check("alice", "s3cret").await);
+    }
+
+    #[test]
+    fn decoy_is_the_costliest_hash() {
+        let cheap = bcrypt::hash("a", 4).unwrap();
+        let dear = bcrypt::hash("b", 6).unwrap();
+        // The costlier user sorts last, so "first user" would pick the cheap one.
+        let c = parse(&format!(
+            "basic_auth_users:\n  aaa: {cheap}\n  zzz: {dear}\n  mmm: {cheap}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.basic_auth.unwrap().decoy_hash, dear);
+    }
+
+    #[test]
+    fn rate_limit_is_a_token_bucket() {
+        let c = parse("rate_limit:\n  interval: 100ms\n  burst: 2\n").unwrap();
+        let limit = c.rate_limit.unwrap();
+        assert!(limit.allow() && limit.allow());
+        assert!(!limit.allow(), "burst spent");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(limit.allow(), "refilled");
+        assert!(
+            parse("rate_limit:\n  interval: 0s\n")
+                .unwrap()
+                .rate_limit
+                .is_none()
+        );
+        assert!(parse("rate_limit: {}\n").unwrap().rate_limit.is_none());
+    }
+
+    #[test]
+    fn certificate_files_reload_when_they_change() {
+        let dir = std::env::temp_dir().join(format!("sentinel-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "test-only-server.pem",
+            "test-only-server.key",
+            "test-only-client.pem",
+            "test-only-client.key",
+        ] {
+            std::fs::copy(fixtures().join(f), dir.join(f)).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let load = |c: &str, k: &str| {
+            let read = |f: &str| (std::fs::read(dir.join(f)).unwrap(), f.to_string());
+            Arc::new(certified_key(&read(c), &read(k), &provider).unwrap())
+        };
+        let server = load("test-only-server.pem", "test-only-server.key");
+        let client = load("test-only-client.pem", "test-only-client.key");
+        let files = CertFiles::new(
+            dir.join("test-only-server.pem"),
+            dir.join("test-only-server.key"),
+            provider.clone(),
+            server.clone(),
+        );
+        let serving = |f: &CertFiles| f.current().unwrap().cert[0].clone();
+        assert_eq!(serving(&files), server.cert[0]);
+        let age = |f: &CertFiles| f.state.lock().unwrap().checked -= CERT_CHECK_INTERVAL;
+        // A half-rotated pair (new cert, old key) is refused; the old one stays.
+        std::fs::copy(
+            dir.join("test-only-client.pem"),
+            dir.join("test-only-server.pem"),
+        )
+        .unwrap();
+        age(&files);
+        assert_eq!(serving(&files), server.cert[0]);
+        std::fs::copy(
+            dir.join("test-only-client.key"),
+            dir.join("test-only-server.key"),
+        )
+        .unwrap();
+        age(&files);
+        assert_eq!(serving(&files), client.cert[0], "new pair served");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

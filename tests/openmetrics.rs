@@ -1,6 +1,8 @@
-//! The exposition is checked by an independent parser: Python prometheus_client's
+//! The exposition is checked by independent parsers: Python prometheus_client's
 //! OpenMetrics parser (Debian's python3-prometheus-client), which rejects
-//! anything outside the spec (bad counters, duplicate series, missing # EOF).
+//! anything outside the spec (bad counters, duplicate series, missing # EOF),
+//! for what Prometheus asks for; and `promtool check metrics`, which lints
+//! the classic text format 0.0.4, for what every other client gets.
 #![allow(clippy::disallowed_methods)]
 
 mod common;
@@ -78,6 +80,119 @@ fn golden_file_parses() {
                 .any(|n| n == "sentinel_filesystem_seconds_until_full"),
             "{names:?}"
         );
+    }
+}
+
+/// Run `promtool check metrics` on `text`; None when promtool is missing.
+fn promtool_check(text: &str) -> Option<()> {
+    let promtool = common::require("promtool")?;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool output");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{text}"
+    );
+    Some(())
+}
+
+/// GET /metrics with curl and these headers; `--compressed` decodes gzip.
+fn curl_metrics(port: u16, args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-D", "/dev/stderr"])
+        .args(args)
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "{out:?}");
+    (
+        String::from_utf8_lossy(&out.stderr).to_ascii_lowercase(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+fn every_collector() -> Exporter {
+    let exporter = Exporter::start(&[
+        "--collector.docker.interval=1s",
+        "--collector.filesystem.interval=1s",
+        "--collector.systemd.interval=1s",
+        "--collector.processes.interval=1s",
+        "--collector.logs.interval=1s",
+    ]);
+    exporter.wait_for(
+        std::time::Duration::from_secs(20),
+        "a successful round of every collector",
+        |m| {
+            (m.find("sentinel_collector_last_success_timestamp_seconds", &[])
+                .len()
+                == 5)
+                .then_some(())
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    exporter
+}
+
+#[test]
+fn text_format_passes_promtool_and_gzip_openmetrics_parses() {
+    if common::require("curl").is_none() {
+        return;
+    }
+    let exporter = every_collector();
+    // No Accept header (or `*/*`): the classic text format.
+    let (head, text) = curl_metrics(exporter.port, &[]);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE sentinel_build_info gauge\n"),
+        "{text}"
+    );
+    promtool_check(&text);
+    // What Prometheus asks for, gzipped as it asks for it, still parses.
+    let (head, openmetrics) = curl_metrics(
+        exporter.port,
+        &[
+            "--compressed",
+            "-H",
+            "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        ],
+    );
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    if let Some(names) = parse_with_python(&openmetrics) {
+        for want in [
+            "process_cpu_seconds",
+            "process_open_fds",
+            "sentinel_build_info",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
     }
 }
 

@@ -111,8 +111,10 @@ struct Reply {
 }
 
 fn curl(args: &[&str]) -> Reply {
+    // Ask for OpenMetrics as Prometheus does (curl's own `*/*` gets text 0.0.4).
     let out = Command::new("curl")
         .args(["-sS", "-i", "--max-time", "10"])
+        .args(["-H", "Accept: application/openmetrics-text; version=1.0.0"])
         .args(args)
         .output()
         .expect("run curl");
@@ -346,6 +348,10 @@ fn bad_config_files_exit_2_naming_flag_file_and_problem() {
                 "  cert_file: test-only-server.pem\n  key_file: test-only-server.key\n  min_version: TLS10\n",
             ),
             &["min_version", "TLS10"],
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n".into(),
+            &["rate_limit.burst", "at least 1"],
         ),
         (
             "basic_auth_users:\n  alice: hunter2\n".into(),
