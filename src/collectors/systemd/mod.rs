@@ -12,7 +12,9 @@
 //!   stranded rule needs for its candidates. `Restart`, `RestartUSec`,
 //!   `StartLimitIntervalUSec`, `StartLimitBurst`, `Requires` and `BindsTo`
 //!   only change on daemon-reload: read once per unit and again after the
-//!   manager's `Reloading` signal;
+//!   manager's `Reloading` signal. Reads go in batches keyed by (object
+//!   path, property) and answers are looked up by that key (`round.rs`);
+//!   each property decodes only as its documented D-Bus type;
 //! - after `Manager.Subscribe()`, the manager's signals through two match
 //!   rules on one connection (PropertiesChanged on the whole
 //!   `/org/freedesktop/systemd1/unit` namespace — the system bus allows 512
@@ -30,6 +32,19 @@
 //! bus goes away the collector reports `sentinel_systemd_up 0` (the round
 //! still succeeds) and reconnects with backoff. Scrapes never wait on D-Bus.
 //!
+//! # Failed reads
+//! Only a failed ListUnits, a closed connection or a manager that left the
+//! bus fail the round (then only `sentinel_systemd_up 0` is reported). A Get
+//! that times out, is refused by the bus's limits, or answers something that
+//! does not decode fails for that value alone: the value keeps its last
+//! known reading for up to 3 consecutive failed rounds
+//! (`state::MAX_STALE_ROUNDS`), and is unknown after that, until a read
+//! succeeds. A failed reload-only read is retried next round. Gets still
+//! unanswered shortly before the round's timeout count as timed out, so a
+//! manager that stalls mid-round (a daemon-reload on a big node) costs the
+//! values it did not answer, not every unit series. "No such unit or
+//! property" is an answer, not a failure: the value is unknown at once.
+//!
 //! # Metrics (labels `unit`, plus the noted extra)
 //! - `sentinel_systemd_up`: 1 if the manager answered this round; when 0 no
 //!   unit series are reported (they would be stale).
@@ -42,7 +57,7 @@
 //! - `sentinel_systemd_unit_restart_loop`: NRestarts increases or activations
 //!   within `--collector.systemd.restart-loop-window` reached the threshold.
 //! - `sentinel_systemd_unit_restart_unbounded`: Restart= is not `no` and
-//!   StartLimitIntervalUSec or StartLimitBurst is 0.
+//!   StartLimitIntervalUSec or StartLimitBurst is 0 (an unknown limit is not 0).
 //! - `sentinel_systemd_unit_failed{result}`: 1 while failed, with systemd's
 //!   Result; `result=""` and 0 while not failed (Result is only read for
 //!   failed units, and one series per unit keeps cardinality flat).
@@ -55,6 +70,15 @@
 //!   gave up restarting it. systemd 252 reports Result=exit-code when an
 //!   automatic restart runs into the start limit, so Result alone hides it.
 //!   Limits: RestartPreventExitStatus= and a failed stop job look the same.
+//!
+//! The collector's own (no `unit` label, reported while `up` is 1):
+//! - `sentinel_systemd_property_read_failures_total{reason}`: failed Gets
+//!   since start, `reason` one of `timeout`, `limits`, `decode`, `other`
+//!   (every reason always present).
+//! - `sentinel_systemd_property_values_stale`: values published this round
+//!   from an earlier round's read, because their latest read failed.
+//! - `sentinel_systemd_signals_undecodable_total`: manager signals the
+//!   collector uses whose content did not decode.
 //!
 //! Units: those matching `--collector.systemd.unit-include` and not
 //! `-exclude` (both anchored), without load state `not-found`, at most
@@ -81,6 +105,11 @@
 //! and up several times since U went down is judged by its latest stop only
 //! (U then does not count); dependencies through Requisite=/PartOf= or
 //! targets' Wants= are not considered.
+//!
+//! # Layout
+//! `bus.rs` talks D-Bus, `state.rs` holds what is kept between rounds,
+//! `round.rs` is one round (planning and folding pure), `rules.rs` the
+//! findings and families; this file connects, reconnects and runs rounds.
 //!
 //! # Privileges
 //! Read access to the system bus (any user may read these properties and
@@ -226,6 +255,9 @@ pub struct SystemdCollector {
     backoff: Backoff,
     shared: Arc<Mutex<Shared>>,
     failures: FailureLog,
+    /// Failed property reads: logged when they start and when they stop.
+    read_log: FailureLog,
+    reads_failed_before: u64,
 }
 
 impl SystemdCollector {
@@ -254,6 +286,8 @@ impl SystemdCollector {
             backoff: Backoff::default(),
             shared: Arc::new(Mutex::new(shared)),
             failures: FailureLog::default(),
+            read_log: FailureLog::default(),
+            reads_failed_before: 0,
         }
     }
 
@@ -329,6 +363,18 @@ impl Collector for SystemdCollector {
         match tokio::time::timeout_at(started + self.round_timeout, round).await {
             Ok(Ok(collection)) => {
                 self.failures.ok("systemd");
+                let failed = lock(&self.shared).read_failures.total();
+                if failed > self.reads_failed_before {
+                    let detail = format!(
+                        "{} property reads failed this round; their last values are kept for up to {} rounds",
+                        failed - self.reads_failed_before,
+                        state::MAX_STALE_ROUNDS
+                    );
+                    self.read_log.failed("systemd", "property_reads", &detail);
+                } else {
+                    self.read_log.ok("systemd");
+                }
+                self.reads_failed_before = failed;
                 Ok(collection)
             }
             Ok(Err(e)) => {

@@ -180,6 +180,10 @@ impl ReadFailures {
         }
     }
 
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
     /// Every reason with its count, zeros included.
     pub fn by_reason(&self) -> Vec<(&'static str, u64)> {
         ReadFailure::ALL
@@ -387,6 +391,7 @@ mod tests {
             f.by_reason(),
             vec![("timeout", 0), ("limits", 2), ("decode", 1), ("other", 0)]
         );
+        assert_eq!(f.total(), 3);
     }
 
     #[test]
