@@ -114,10 +114,11 @@ n=$(wc -l < "$D/sentinel.times")
 series=$(curl -s "127.0.0.1:$PORT/metrics" | grep -c '^sentinel_systemd_')
 units=$(curl -s "127.0.0.1:$PORT/metrics" | grep -c '^sentinel_systemd_unit_activations_total')
 dropped=$(metric 'sentinel_series_dropped_total{collector="systemd"}')
+read_failures=$(curl -s "127.0.0.1:$PORT/metrics" | awk '$1 ~ /^sentinel_systemd_property_read_failures_total/ {s += $2} END {print s + 0}')
 kill $SENTINEL; wait $SENTINEL 2>/dev/null || true
 
 echo
-echo "node-sentinel (background rounds every ${INTERVAL}s, $units units, $series series, dropped $dropped)"
+echo "node-sentinel (background rounds every ${INTERVAL}s, $units units, $series series, dropped $dropped, failed property reads $read_failures)"
 echo "  first round (reads reload-only properties too): $(echo "$first * 1000" | bc) ms"
 echo "  round duration:   $(stats < "$D/sentinel.times")"
 echo "  CPU per round:    exporter $(cpu_ms $s0 $s1 $n) ms, systemd $(cpu_ms $m0 $m1 $n) ms, dbus-daemon $(cpu_ms $b0 $b1 $n) ms"

@@ -13,16 +13,24 @@ use common::{Exporter, Metrics, TempDir};
 
 const SYSTEMD: &str = "/lib/systemd/systemd";
 
-/// A bus with the real system bus's per-connection limits (the session
-/// bus's defaults are far looser and would hide a pile-up).
-const BUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+/// The real system bus's pending replies per connection (the session bus's
+/// default is far looser and would hide a pile-up).
+const SYSTEM_BUS_REPLIES: u32 = 128;
+
+/// A bus config allowing `replies` pending replies per connection, and the
+/// system bus's match rules.
+fn bus_conf(replies: u32) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <include>/usr/share/dbus-1/session.conf</include>
-  <limit name="max_replies_per_connection">128</limit>
+  <limit name="max_replies_per_connection">{replies}</limit>
   <limit name="max_match_rules_per_connection">512</limit>
 </busconfig>
-"#;
+"#
+    )
+}
 
 /// A systemd user manager on its own bus and cgroup; everything in that
 /// cgroup (manager, bus daemon, units) is killed on drop.
@@ -34,6 +42,11 @@ struct Manager {
 
 impl Manager {
     fn start(tag: &str) -> Option<Manager> {
+        Manager::start_with_replies(tag, SYSTEM_BUS_REPLIES)
+    }
+
+    /// A manager whose bus allows only `replies` pending replies per connection.
+    fn start_with_replies(tag: &str, replies: u32) -> Option<Manager> {
         if !common::require_root() {
             return None;
         }
@@ -50,7 +63,7 @@ impl Manager {
             .expect("runtime dir mode");
         std::fs::create_dir_all(units.join("dbus.service.d")).expect("unit dir");
         let conf = dir.path().join("bus.conf");
-        std::fs::write(&conf, BUS_CONF).expect("bus config");
+        std::fs::write(&conf, bus_conf(replies)).expect("bus config");
         std::fs::write(
             units.join("dbus.service.d/limits.conf"),
             format!(
@@ -615,6 +628,24 @@ fn hundreds_of_units_all_present_and_the_cap_counts_drops() {
         ),
         Some(0.0)
     );
+    // Within the system bus's limits, no read fails: the bounded concurrency
+    // keeps clear of them.
+    for reason in ["timeout", "limits", "decode", "other"] {
+        assert_eq!(
+            value(
+                &m,
+                "sentinel_systemd_property_read_failures_total",
+                &[("reason", reason)]
+            ),
+            Some(0.0),
+            "{reason}\n{}",
+            m.text
+        );
+    }
+    assert_eq!(
+        value(&m, "sentinel_systemd_property_values_stale", &[]),
+        Some(0.0)
+    );
     for name in &names {
         assert_eq!(
             value(
@@ -643,4 +674,115 @@ fn hundreds_of_units_all_present_and_the_cap_counts_drops() {
         .map(|s| s.labels["unit"].as_str())
         .collect();
     assert_eq!(units.len(), 100, "{units:?}");
+}
+
+/// Pending replies a bus allows in the limits test: a quarter of the
+/// collector's 64 Gets in flight, so many Gets fail with LimitsExceeded while
+/// ListUnits, one call, always gets through.
+const TIGHT_REPLIES: u32 = 16;
+
+#[test]
+fn tight_bus_limits_fail_some_reads_but_never_the_round() {
+    let Some(mgr) = Manager::start_with_replies("limits", TIGHT_REPLIES) else {
+        return;
+    };
+    const N: usize = 120;
+    let names: Vec<String> = (0..N).map(|i| format!("busy-{i:03}.service")).collect();
+    for name in &names {
+        // Restart= other than no: NRestarts is read every round. No start
+        // limit: restart_unbounded is 1 once the reload-only reads got through.
+        mgr.write_unit(
+            name,
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nRemainAfterExit=yes\nRestart=on-failure\nExecStart=/bin/true\n",
+        );
+    }
+    mgr.ctl(&["daemon-reload"]);
+    let mut args = vec!["start"];
+    args.extend(names.iter().map(String::as_str));
+    mgr.ctl(&args);
+
+    let exp = exporter(&mgr, &[]);
+    let limits = |m: &Metrics| {
+        value(
+            m,
+            "sentinel_systemd_property_read_failures_total",
+            &[("reason", "limits")],
+        )
+    };
+    let unbounded = |m: &Metrics, name: &str| {
+        value(
+            m,
+            "sentinel_systemd_unit_restart_unbounded",
+            &[("unit", name)],
+        ) == Some(1.0)
+    };
+    // Reload-only reads that failed are retried until they all got through.
+    let m = exp.wait_for(WAIT, "every unit's start limit read", |m| {
+        names.iter().all(|n| unbounded(m, n)).then(|| m.clone())
+    });
+    assert!(limits(&m).is_some_and(|n| n > 0.0), "{}", m.text);
+    // Values whose read failed are published from the latest good read.
+    exp.wait_for(WAIT, "values held over a failed read", |m| {
+        (value(m, "sentinel_systemd_property_values_stale", &[])? > 0.0).then_some(())
+    });
+
+    // Over several rounds: every round succeeds, every unit keeps its series,
+    // and findings that were read do not flap when a re-read fails.
+    let first = limits(&exp.metrics()).unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let m = exp.metrics();
+        assert_eq!(
+            value(&m, "sentinel_systemd_up", &[]),
+            Some(1.0),
+            "{}",
+            m.text
+        );
+        assert_eq!(
+            value(
+                &m,
+                "sentinel_collector_success",
+                &[("collector", "systemd")]
+            ),
+            Some(1.0)
+        );
+        for name in &names {
+            let u = ("unit", name.as_str());
+            assert_eq!(
+                value(&m, "sentinel_systemd_unit_state", &[u, ("state", "active")]),
+                Some(1.0),
+                "{name}\n{}",
+                m.text
+            );
+            assert!(
+                value(&m, "sentinel_systemd_unit_activations_total", &[u]).is_some(),
+                "{name}"
+            );
+            assert_eq!(
+                value(
+                    &m,
+                    "sentinel_systemd_unit_stranded",
+                    &[u, ("dependency", "")]
+                ),
+                Some(0.0),
+                "{name}"
+            );
+            assert!(unbounded(&m, name), "{name} flapped\n{}", m.text);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let m = exp.metrics();
+    assert!(
+        limits(&m).is_some_and(|n| n > first),
+        "failures keep being counted\n{}",
+        m.text
+    );
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_property_read_failures_total",
+            &[("reason", "decode")]
+        ),
+        Some(0.0)
+    );
 }

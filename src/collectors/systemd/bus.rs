@@ -1,14 +1,18 @@
 //! D-Bus access to systemd's manager (zbus 6): connecting, ListUnits,
-//! single-property Gets, and decoding the manager's signals. Raw method
+//! batches of single-property Gets keyed by (object path, property) with a
+//! per-item answer, and decoding the manager's signals. Raw method
 //! calls rather than generated proxies: a proxy with its default property
 //! cache does a GetAll and an AddMatch per unit (0.5–1.1 s for 305 units).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use zbus::message::Type as MessageType;
 use zbus::{Connection, MatchRule, Message, MessageStream, OwnedObjectPath, OwnedVariant};
+
+use super::rules;
 
 pub const DEST: &str = "org.freedesktop.systemd1";
 pub const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
@@ -113,27 +117,6 @@ fn classify(e: &zbus::Error) -> Failure {
         },
         zbus::Error::IncorrectType | zbus::Error::SignatureMismatch(..) => Failure::Decode,
         _ => Failure::Other,
-    }
-}
-
-/// Whether an error only concerns the one object or property asked for
-/// (the unit went away between ListUnits and the Get, or has no such
-/// property): that item is skipped, the round goes on.
-fn is_item_error(e: &zbus::Error) -> bool {
-    use zbus::fdo::Error as F;
-    match e {
-        zbus::Error::FDO(f) => matches!(
-            f.as_ref(),
-            F::UnknownObject(_)
-                | F::UnknownInterface(_)
-                | F::UnknownProperty(_)
-                | F::UnknownMethod(_)
-                | F::InvalidArgs(_)
-        ),
-        // systemd's own errors (org.freedesktop.systemd1.NoSuchUnit, ...).
-        zbus::Error::MethodError(..) => true,
-        zbus::Error::IncorrectType | zbus::Error::SignatureMismatch(..) => true,
-        _ => false,
     }
 }
 
@@ -266,31 +249,322 @@ pub async fn list_units(conn: &Connection) -> Result<Vec<Listed>, BusError> {
         .collect())
 }
 
-/// One property of one object. `Ok(None)` when the error only concerns this
-/// item (unit gone, property absent); `Err` when the bus or manager failed.
-pub async fn get(
+/// A property the collector reads, with its D-Bus name and type. Requests
+/// and answers are keyed by (object path, property), never by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Property {
+    NRestarts,
+    ActiveEnterTimestampMonotonic,
+    ActiveExitTimestampMonotonic,
+    InactiveEnterTimestampMonotonic,
+    Result,
+    Restart,
+    RestartUSec,
+    StartLimitIntervalUSec,
+    StartLimitBurst,
+    Requires,
+    BindsTo,
+}
+
+/// The D-Bus type of a property's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    U32,
+    U64,
+    Str,
+    Strs,
+}
+
+impl Property {
+    /// Properties that change only on daemon-reload: read once per unit and
+    /// again after the manager's `Reloading` signal.
+    pub const RELOAD_ONLY: [Property; 6] = [
+        Property::Restart,
+        Property::RestartUSec,
+        Property::StartLimitIntervalUSec,
+        Property::StartLimitBurst,
+        Property::Requires,
+        Property::BindsTo,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::NRestarts => "NRestarts",
+            Property::ActiveEnterTimestampMonotonic => "ActiveEnterTimestampMonotonic",
+            Property::ActiveExitTimestampMonotonic => "ActiveExitTimestampMonotonic",
+            Property::InactiveEnterTimestampMonotonic => "InactiveEnterTimestampMonotonic",
+            Property::Result => "Result",
+            Property::Restart => "Restart",
+            Property::RestartUSec => "RestartUSec",
+            Property::StartLimitIntervalUSec => "StartLimitIntervalUSec",
+            Property::StartLimitBurst => "StartLimitBurst",
+            Property::Requires => "Requires",
+            Property::BindsTo => "BindsTo",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Property::NRestarts | Property::StartLimitBurst => Kind::U32,
+            Property::ActiveEnterTimestampMonotonic
+            | Property::ActiveExitTimestampMonotonic
+            | Property::InactiveEnterTimestampMonotonic
+            | Property::RestartUSec
+            | Property::StartLimitIntervalUSec => Kind::U64,
+            Property::Result | Property::Restart => Kind::Str,
+            Property::Requires | Property::BindsTo => Kind::Strs,
+        }
+    }
+
+    /// The interface carrying this property on the unit `unit`; None when that
+    /// unit type has no such property (a target has no Result, a socket no
+    /// NRestarts), so it is never asked for.
+    pub fn interface(self, unit: &str) -> Option<&'static str> {
+        match self {
+            Property::NRestarts | Property::Restart | Property::RestartUSec => {
+                rules::is_service(unit).then_some(SERVICE_IFACE)
+            }
+            Property::Result => rules::type_interface(unit),
+            _ => Some(UNIT_IFACE),
+        }
+    }
+
+    /// Decode a value of this property; None when its type is not the one
+    /// systemd documents.
+    fn decode(self, v: &zbus::Variant<'_>) -> Option<Prop> {
+        use zbus::Variant as V;
+        match (self.kind(), v) {
+            (Kind::U32, V::U32(n)) => Some(Prop::U32(*n)),
+            (Kind::U64, V::U64(n)) => Some(Prop::U64(*n)),
+            (Kind::Str, V::Str(s)) => Some(Prop::Str(s.to_string())),
+            (Kind::Strs, V::Array(_)) => Vec::<String>::try_from(v.try_clone().ok()?)
+                .ok()
+                .map(Prop::Strs),
+            _ => None,
+        }
+    }
+
+    /// The properties decoded from PropertiesChanged signals.
+    fn from_signal(name: &str) -> Option<Property> {
+        match name {
+            "ActiveEnterTimestampMonotonic" => Some(Property::ActiveEnterTimestampMonotonic),
+            "NRestarts" => Some(Property::NRestarts),
+            _ => None,
+        }
+    }
+}
+
+/// Why one property read failed. The round goes on without that value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// No answer within the call's timeout or before the round's deadline.
+    Timeout,
+    /// The bus refused the call (too many pending replies).
+    Limits,
+    /// An answer that is not of the property's documented type.
+    Decode,
+    /// Any other error from the bus or systemd.
+    Other,
+}
+
+impl ReadFailure {
+    pub const ALL: [ReadFailure; 4] = [
+        ReadFailure::Timeout,
+        ReadFailure::Limits,
+        ReadFailure::Decode,
+        ReadFailure::Other,
+    ];
+
+    /// The `reason` label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ReadFailure::Timeout => "timeout",
+            ReadFailure::Limits => "limits",
+            ReadFailure::Decode => "decode",
+            ReadFailure::Other => "other",
+        }
+    }
+}
+
+/// The answer to one property read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Value(Prop),
+    /// The unit or property does not exist (unit unloaded since ListUnits,
+    /// a systemd too old to have the property): unknown, and not a failure.
+    Absent,
+    Failed(ReadFailure),
+}
+
+/// What a batch entry is looked up by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub path: String,
+    pub prop: Property,
+}
+
+impl Key {
+    pub fn new(path: &str, prop: Property) -> Key {
+        Key {
+            path: path.to_string(),
+            prop,
+        }
+    }
+}
+
+/// A set of property reads; a key asked for twice is read once.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    requests: BTreeMap<Key, &'static str>,
+}
+
+impl Batch {
+    /// Ask for `prop` of `unit` (at `path`); returns the key, or None when the
+    /// unit type has no such property.
+    pub fn add(&mut self, unit: &str, path: &str, prop: Property) -> Option<Key> {
+        let iface = prop.interface(unit)?;
+        let key = Key::new(path, prop);
+        self.requests.insert(key.clone(), iface);
+        Some(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+}
+
+/// The answers to a batch, by key: every key of the batch has one.
+#[derive(Debug, Default, Clone)]
+pub struct Replies {
+    map: HashMap<Key, Reply>,
+}
+
+impl Replies {
+    /// The answer for `key`; a key that was not in the batch reads as not answered.
+    pub fn get(&self, key: &Key) -> &Reply {
+        const UNASKED: Reply = Reply::Failed(ReadFailure::Other);
+        self.map.get(key).unwrap_or(&UNASKED)
+    }
+
+    /// Failed reads, for counting.
+    pub fn failures(&self) -> impl Iterator<Item = ReadFailure> + '_ {
+        self.map.values().filter_map(|r| match r {
+            Reply::Failed(why) => Some(*why),
+            _ => None,
+        })
+    }
+
+    /// Answers as tests need them, without a bus.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (Key, Reply)>) -> Replies {
+        Replies {
+            map: pairs.into_iter().collect(),
+        }
+    }
+}
+
+/// Read a batch with at most `in_flight` Gets outstanding. Reads still
+/// unanswered at `deadline` count as timed out; only a closed connection or
+/// a manager that left the bus fails the batch.
+pub async fn read(
+    conn: &Connection,
+    batch: &Batch,
+    in_flight: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Replies, BusError> {
+    if batch.is_empty() {
+        return Ok(Replies::default());
+    }
+    // Built eagerly with owned keys: a lazily mapped closure over borrowed
+    // entries trips the compiler's Send check of the collector's future.
+    let calls: Vec<_> = batch
+        .requests
+        .iter()
+        .map(|(key, iface)| {
+            let (conn, key, iface) = (conn.clone(), key.clone(), *iface);
+            async move {
+                let reply = get(&conn, &key.path, iface, key.prop).await;
+                (key, reply)
+            }
+        })
+        .collect();
+    let mut map = HashMap::with_capacity(batch.len());
+    let mut answers = futures_util::stream::iter(calls).buffer_unordered(in_flight.max(1));
+    let drained = tokio::time::timeout_at(deadline, async {
+        while let Some((key, reply)) = answers.next().await {
+            map.insert(key, reply?);
+        }
+        Ok(())
+    })
+    .await;
+    if let Ok(Err(e)) = drained {
+        return Err(e);
+    }
+    for key in batch.requests.keys() {
+        map.entry(key.clone())
+            .or_insert(Reply::Failed(ReadFailure::Timeout));
+    }
+    Ok(Replies { map })
+}
+
+/// One property of one object. `Err` only when the connection or the manager
+/// is gone (then every other read fails too); anything else is this item's.
+async fn get(
     conn: &Connection,
     path: &str,
     iface: &str,
-    prop: &str,
-) -> Result<Option<OwnedVariant>, BusError> {
+    prop: Property,
+) -> Result<Reply, BusError> {
     let reply = conn
         .call_method(
             Some(DEST),
             path,
             Some(PROPERTIES_IFACE),
             "Get",
-            &(iface, prop),
+            &(iface, prop.name()),
         )
         .await;
     match reply {
-        Ok(msg) => match msg.body().deserialize::<OwnedVariant>() {
-            Ok(v) => Ok(Some(v)),
-            Err(_) => Ok(None),
-        },
-        Err(e) if is_item_error(&e) => Ok(None),
-        Err(e) => Err(bus_error(e)),
+        Ok(msg) => Ok(match msg.body().deserialize::<OwnedVariant>() {
+            Ok(v) => prop
+                .decode(&v)
+                .map_or(Reply::Failed(ReadFailure::Decode), Reply::Value),
+            Err(_) => Reply::Failed(ReadFailure::Decode),
+        }),
+        Err(e) => item_reply(e),
     }
+}
+
+/// Sort a failed Get: the item is absent, this read failed, or the bus is gone.
+fn item_reply(e: zbus::Error) -> Result<Reply, BusError> {
+    use zbus::fdo::Error as F;
+    let absent = match &e {
+        zbus::Error::FDO(f) => matches!(
+            f.as_ref(),
+            F::UnknownObject(_)
+                | F::UnknownInterface(_)
+                | F::UnknownProperty(_)
+                | F::UnknownMethod(_)
+                | F::InvalidArgs(_)
+        ),
+        // systemd's own errors (org.freedesktop.systemd1.NoSuchUnit, ...).
+        zbus::Error::MethodError(name, _, _) => name.as_str().starts_with(DEST),
+        _ => false,
+    };
+    if absent {
+        return Ok(Reply::Absent);
+    }
+    Ok(Reply::Failed(match classify(&e) {
+        Failure::Timeout => ReadFailure::Timeout,
+        Failure::Limits => ReadFailure::Limits,
+        Failure::Decode => ReadFailure::Decode,
+        Failure::Other => ReadFailure::Other,
+        Failure::Closed | Failure::Connect | Failure::NoManager => return Err(bus_error(e)),
+    }))
 }
 
 /// A typed property value.
@@ -303,19 +577,6 @@ pub enum Prop {
 }
 
 impl Prop {
-    pub fn from_variant(v: &OwnedVariant) -> Option<Prop> {
-        use zbus::Variant as V;
-        match &**v {
-            V::U32(n) => Some(Prop::U32(*n)),
-            V::U64(n) => Some(Prop::U64(*n)),
-            V::Str(s) => Some(Prop::Str(s.to_string())),
-            V::Array(_) => Vec::<String>::try_from(v.try_clone().ok()?)
-                .ok()
-                .map(Prop::Strs),
-            _ => None,
-        }
-    }
-
     pub fn as_u32(&self) -> Option<u32> {
         match self {
             Prop::U32(n) => Some(*n),
@@ -330,14 +591,14 @@ impl Prop {
         }
     }
 
-    pub fn into_string(self) -> Option<String> {
+    pub fn as_str(&self) -> Option<&str> {
         match self {
             Prop::Str(s) => Some(s),
             _ => None,
         }
     }
 
-    pub fn into_strings(self) -> Option<Vec<String>> {
+    pub fn as_strs(&self) -> Option<&[String]> {
         match self {
             Prop::Strs(s) => Some(s),
             _ => None,
@@ -352,7 +613,7 @@ pub enum Signal {
     Properties {
         path: String,
         iface: String,
-        changed: HashMap<String, Prop>,
+        changed: HashMap<Property, Prop>,
     },
     UnitNew {
         name: String,
@@ -366,13 +627,14 @@ pub enum Signal {
         unit: String,
         result: String,
     },
+    /// A signal we use whose body, or a property in it we use, is not of the
+    /// documented type: counted, never taken for "nothing changed".
+    Undecodable,
+    /// A signal we do not use.
     Other,
 }
 
-/// Properties worth decoding from a PropertiesChanged signal.
-const SIGNAL_PROPS: [&str; 3] = ["ActiveState", "ActiveEnterTimestampMonotonic", "NRestarts"];
-
-/// Decode one signal message; anything unexpected is `Other`.
+/// Decode one signal message.
 pub fn decode_signal(msg: &Message) -> Signal {
     let header = msg.header();
     let (Some(member), Some(path)) = (header.member(), header.path()) else {
@@ -383,35 +645,136 @@ pub fn decode_signal(msg: &Message) -> Signal {
         "PropertiesChanged" => {
             type Changed = (String, HashMap<String, OwnedVariant>, Vec<String>);
             let Ok((iface, changed, _)) = body.deserialize::<Changed>() else {
-                return Signal::Other;
+                return Signal::Undecodable;
             };
-            let changed = changed
-                .iter()
-                .filter(|(k, _)| SIGNAL_PROPS.contains(&k.as_str()))
-                .filter_map(|(k, v)| Prop::from_variant(v).map(|p| (k.clone(), p)))
-                .collect();
+            let mut wanted = HashMap::new();
+            for (name, v) in &changed {
+                let Some(prop) = Property::from_signal(name) else {
+                    continue;
+                };
+                match prop.decode(v) {
+                    Some(value) => wanted.insert(prop, value),
+                    None => return Signal::Undecodable,
+                };
+            }
             Signal::Properties {
                 path: path.to_string(),
                 iface,
-                changed,
+                changed: wanted,
             }
         }
         "UnitNew" => match body.deserialize::<(String, OwnedObjectPath)>() {
             Ok((name, _)) => Signal::UnitNew { name },
-            Err(_) => Signal::Other,
+            Err(_) => Signal::Undecodable,
         },
         "UnitRemoved" => match body.deserialize::<(String, OwnedObjectPath)>() {
             Ok((name, _)) => Signal::UnitRemoved { name },
-            Err(_) => Signal::Other,
+            Err(_) => Signal::Undecodable,
         },
         "Reloading" => match body.deserialize::<bool>() {
             Ok(active) => Signal::Reloading(active),
-            Err(_) => Signal::Other,
+            Err(_) => Signal::Undecodable,
         },
         "JobRemoved" => match body.deserialize::<(u32, OwnedObjectPath, String, String)>() {
             Ok((_, _, unit, result)) => Signal::JobRemoved { unit, result },
-            Err(_) => Signal::Other,
+            Err(_) => Signal::Undecodable,
         },
         _ => Signal::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_decode_only_as_their_documented_type() {
+        use zbus::Variant as V;
+        let cases = [
+            (Property::NRestarts, V::U32(3), Some(Prop::U32(3))),
+            // A u64 where systemd documents u: a decode failure, not a 0.
+            (Property::NRestarts, V::U64(3), None),
+            (Property::RestartUSec, V::U64(100), Some(Prop::U64(100))),
+            (Property::RestartUSec, V::Str("1s".into()), None),
+            (
+                Property::Result,
+                V::Str("exit-code".into()),
+                Some(Prop::Str("exit-code".into())),
+            ),
+            (Property::Restart, V::U32(1), None),
+            (
+                Property::Requires,
+                V::from(vec!["a.service", "b.service"]),
+                Some(Prop::Strs(vec!["a.service".into(), "b.service".into()])),
+            ),
+            (Property::Requires, V::from(vec![1u32, 2]), None),
+            (
+                Property::BindsTo,
+                V::from(Vec::<String>::new()),
+                Some(Prop::Strs(vec![])),
+            ),
+        ];
+        for (prop, v, want) in cases {
+            assert_eq!(prop.decode(&v), want, "{prop:?} {v:?}");
+        }
+    }
+
+    #[test]
+    fn interfaces_by_unit_type() {
+        let cases = [
+            (Property::NRestarts, "a.service", Some(SERVICE_IFACE)),
+            (Property::NRestarts, "a.socket", None),
+            (Property::RestartUSec, "a.target", None),
+            (
+                Property::Result,
+                "a.socket",
+                Some("org.freedesktop.systemd1.Socket"),
+            ),
+            (Property::Result, "a.target", None),
+            (Property::Requires, "a.target", Some(UNIT_IFACE)),
+            (
+                Property::InactiveEnterTimestampMonotonic,
+                "a.mount",
+                Some(UNIT_IFACE),
+            ),
+        ];
+        for (prop, unit, want) in cases {
+            assert_eq!(prop.interface(unit), want, "{prop:?} {unit}");
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_each_key_once_and_skips_what_a_type_lacks() {
+        let mut b = Batch::default();
+        let p = "/org/freedesktop/systemd1/unit/a_2eservice";
+        assert!(b.add("a.service", p, Property::NRestarts).is_some());
+        assert!(b.add("a.service", p, Property::NRestarts).is_some());
+        assert!(
+            b.add("a.service", p, Property::ActiveEnterTimestampMonotonic)
+                .is_some()
+        );
+        assert!(b.add("x.target", "/x", Property::Result).is_none());
+        assert_eq!(b.len(), 2);
+        // An answer is found by its key, whatever order the answers came in.
+        let r = Replies::from_pairs([
+            (
+                Key::new(p, Property::ActiveEnterTimestampMonotonic),
+                Reply::Value(Prop::U64(7)),
+            ),
+            (
+                Key::new(p, Property::NRestarts),
+                Reply::Failed(ReadFailure::Limits),
+            ),
+        ]);
+        assert_eq!(
+            r.get(&Key::new(p, Property::ActiveEnterTimestampMonotonic)),
+            &Reply::Value(Prop::U64(7))
+        );
+        assert_eq!(r.failures().collect::<Vec<_>>(), vec![ReadFailure::Limits]);
+        assert_eq!(
+            r.get(&Key::new(p, Property::Result)),
+            &Reply::Failed(ReadFailure::Other),
+            "a key not asked for is not an answer"
+        );
     }
 }

@@ -12,7 +12,9 @@
 //!   stranded rule needs for its candidates. `Restart`, `RestartUSec`,
 //!   `StartLimitIntervalUSec`, `StartLimitBurst`, `Requires` and `BindsTo`
 //!   only change on daemon-reload: read once per unit and again after the
-//!   manager's `Reloading` signal;
+//!   manager's `Reloading` signal. Reads go in batches keyed by (object
+//!   path, property) and answers are looked up by that key (`round.rs`);
+//!   each property decodes only as its documented D-Bus type;
 //! - after `Manager.Subscribe()`, the manager's signals through two match
 //!   rules on one connection (PropertiesChanged on the whole
 //!   `/org/freedesktop/systemd1/unit` namespace — the system bus allows 512
@@ -30,6 +32,19 @@
 //! bus goes away the collector reports `sentinel_systemd_up 0` (the round
 //! still succeeds) and reconnects with backoff. Scrapes never wait on D-Bus.
 //!
+//! # Failed reads
+//! Only a failed ListUnits, a closed connection or a manager that left the
+//! bus fail the round (then only `sentinel_systemd_up 0` is reported). A Get
+//! that times out, is refused by the bus's limits, or answers something that
+//! does not decode fails for that value alone: the value keeps its last
+//! known reading for up to 3 consecutive failed rounds
+//! (`state::MAX_STALE_ROUNDS`), and is unknown after that, until a read
+//! succeeds. A failed reload-only read is retried next round. Gets still
+//! unanswered shortly before the round's timeout count as timed out, so a
+//! manager that stalls mid-round (a daemon-reload on a big node) costs the
+//! values it did not answer, not every unit series. "No such unit or
+//! property" is an answer, not a failure: the value is unknown at once.
+//!
 //! # Metrics (labels `unit`, plus the noted extra)
 //! - `sentinel_systemd_up`: 1 if the manager answered this round; when 0 no
 //!   unit series are reported (they would be stale).
@@ -42,7 +57,7 @@
 //! - `sentinel_systemd_unit_restart_loop`: NRestarts increases or activations
 //!   within `--collector.systemd.restart-loop-window` reached the threshold.
 //! - `sentinel_systemd_unit_restart_unbounded`: Restart= is not `no` and
-//!   StartLimitIntervalUSec or StartLimitBurst is 0.
+//!   StartLimitIntervalUSec or StartLimitBurst is 0 (an unknown limit is not 0).
 //! - `sentinel_systemd_unit_failed{result}`: 1 while failed, with systemd's
 //!   Result; `result=""` and 0 while not failed (Result is only read for
 //!   failed units, and one series per unit keeps cardinality flat).
@@ -55,6 +70,15 @@
 //!   gave up restarting it. systemd 252 reports Result=exit-code when an
 //!   automatic restart runs into the start limit, so Result alone hides it.
 //!   Limits: RestartPreventExitStatus= and a failed stop job look the same.
+//!
+//! The collector's own (no `unit` label, reported while `up` is 1):
+//! - `sentinel_systemd_property_read_failures_total{reason}`: failed Gets
+//!   since start, `reason` one of `timeout`, `limits`, `decode`, `other`
+//!   (every reason always present).
+//! - `sentinel_systemd_property_values_stale`: values published this round
+//!   from an earlier round's read, because their latest read failed.
+//! - `sentinel_systemd_signals_undecodable_total`: manager signals the
+//!   collector uses whose content did not decode.
 //!
 //! Units: those matching `--collector.systemd.unit-include` and not
 //! `-exclude` (both anchored), without load state `not-found`, at most
@@ -82,16 +106,22 @@
 //! (U then does not count); dependencies through Requisite=/PartOf= or
 //! targets' Wants= are not considered.
 //!
+//! # Layout
+//! `bus.rs` talks D-Bus, `state.rs` holds what is kept between rounds,
+//! `round.rs` is one round (planning and folding pure), `rules.rs` the
+//! findings and families; this file connects, reconnects and runs rounds.
+//!
 //! # Privileges
 //! Read access to the system bus (any user may read these properties and
 //! Subscribe). No method that changes a unit is ever called.
 
 mod bus;
+mod round;
 mod rules;
+mod state;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -102,13 +132,15 @@ use zbus::Connection;
 use crate::collector::{CollectError, Collection, Collector, FailureLog};
 use crate::values::{parse_anchored_regex, parse_positive_duration};
 
-use bus::{BusChoice, BusError, Failure, Listed, Prop, Signal};
-use rules::{DepTimes, EventWindow, StaticProps, UnitView};
+use bus::{BusChoice, BusError, Failure};
+use state::{Shared, lock};
 
 /// Property Gets outstanding at once: half the system bus's 128 pending replies.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Deadline of every D-Bus call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// What a round keeps, after its reads' deadline, to fold and publish.
+const READ_MARGIN: Duration = Duration::from_millis(500);
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -154,129 +186,6 @@ pub struct Args {
     /// Most units reported (in name order); the series of the rest are counted as dropped.
     #[arg(id = "collector.systemd.max-units", long = "collector.systemd.max-units", value_name = "N", default_value = "1000", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_units: u32,
-}
-
-/// What the exporter tracks per watched unit, between rounds.
-#[derive(Debug, Default)]
-struct Tracked {
-    /// Latest ActiveEnterTimestampMonotonic seen; None until first read.
-    baseline: Option<u64>,
-    /// Re-read the baseline at the next round (after a reconnect).
-    rebaseline: bool,
-    activations: u64,
-    activation_times: EventWindow,
-    nrestarts: Option<u32>,
-    restart_times: EventWindow,
-    statics: Option<StaticProps>,
-    /// `Shared::reload_gen` when `statics` were requested.
-    statics_gen: u64,
-}
-
-/// State shared by the round and the signal task (short critical sections only).
-struct Shared {
-    units: HashMap<String, Tracked>,
-    /// Bumped when a daemon-reload finishes: reload-only properties are stale.
-    reload_gen: u64,
-    reloading: bool,
-    include: Regex,
-    exclude: Option<Regex>,
-    cap: usize,
-    /// Entries kept per event window: the threshold is all a window needs.
-    keep: usize,
-    epoch: Instant,
-}
-
-impl Shared {
-    fn now(&self) -> f64 {
-        self.epoch.elapsed().as_secs_f64()
-    }
-
-    fn apply(&mut self, signal: Signal) {
-        let now = self.now();
-        let keep = self.keep;
-        match signal {
-            Signal::Properties {
-                path,
-                iface,
-                changed,
-            } => {
-                let Some(name) = rules::unit_name_from_path(&path) else {
-                    return;
-                };
-                let Some(t) = self.units.get_mut(&name) else {
-                    return;
-                };
-                if iface == bus::UNIT_IFACE
-                    && let Some(ts) = changed
-                        .get("ActiveEnterTimestampMonotonic")
-                        .and_then(Prop::as_u64)
-                {
-                    observe_activation(t, ts, now, keep);
-                }
-                if iface == bus::SERVICE_IFACE
-                    && let Some(n) = changed.get("NRestarts").and_then(Prop::as_u32)
-                {
-                    observe_restarts(t, n, now, keep);
-                }
-            }
-            Signal::UnitNew { name } => {
-                // A daemon-reload re-announces every unit: those are not new,
-                // and their old activations must not count again.
-                let admit = !self.reloading
-                    && !self.units.contains_key(&name)
-                    && self.units.len() < self.cap
-                    && self.include.is_match(&name)
-                    && !self.exclude.as_ref().is_some_and(|e| e.is_match(&name));
-                if admit {
-                    // Loaded just now, so it has never been active: its first
-                    // activation (a transient unit, a socket-activated one) counts.
-                    self.units.insert(
-                        name,
-                        Tracked {
-                            baseline: Some(0),
-                            ..Default::default()
-                        },
-                    );
-                }
-            }
-            Signal::Reloading(true) => self.reloading = true,
-            Signal::Reloading(false) => {
-                self.reloading = false;
-                self.reload_gen += 1;
-            }
-            // Removal is applied from ListUnits: a reload sends UnitRemoved
-            // for units that stay, and their counters must survive it.
-            Signal::UnitRemoved { .. } | Signal::JobRemoved { .. } | Signal::Other => {}
-        }
-    }
-}
-
-/// A new ActiveEnterTimestamp: count an activation when it advanced past the
-/// baseline. After a reconnect several activations may hide behind one
-/// advance: that counts as one.
-fn observe_activation(t: &mut Tracked, ts: u64, now: f64, keep: usize) {
-    match t.baseline {
-        Some(b) if ts > b => {
-            t.activations += 1;
-            t.activation_times.record(now, 1, keep);
-        }
-        Some(_) => return,
-        None => {}
-    }
-    t.baseline = Some(ts);
-}
-
-fn observe_restarts(t: &mut Tracked, n: u32, now: f64, keep: usize) {
-    let delta = rules::restarts_since(t.nrestarts, n);
-    t.restart_times.record(now, delta, keep);
-    t.nrestarts = Some(n);
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    match shared.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 /// A live connection and its signal task (aborted on drop).
@@ -340,13 +249,15 @@ impl Backoff {
 /// The systemd collector; see the module documentation.
 pub struct SystemdCollector {
     bus: BusChoice,
-    window: f64,
-    threshold: u64,
+    settings: round::Settings,
     round_timeout: Duration,
     live: Option<Live>,
     backoff: Backoff,
     shared: Arc<Mutex<Shared>>,
     failures: FailureLog,
+    /// Failed property reads: logged when they start and when they stop.
+    read_log: FailureLog,
+    reads_failed_before: u64,
 }
 
 impl SystemdCollector {
@@ -357,31 +268,32 @@ impl SystemdCollector {
         let round_timeout = budget
             .saturating_sub(CALL_TIMEOUT + Duration::from_secs(1))
             .max(CALL_TIMEOUT);
-        let shared = Shared {
-            units: HashMap::new(),
-            reload_gen: 0,
-            reloading: false,
-            include: args.unit_include.clone(),
-            exclude: args.unit_exclude.clone(),
-            cap: args.max_units as usize,
-            keep: args.restart_loop_threshold as usize,
-            epoch: Instant::now(),
-        };
+        let shared = Shared::new(
+            args.unit_include.clone(),
+            args.unit_exclude.clone(),
+            args.max_units as usize,
+            args.restart_loop_threshold as usize,
+        );
         SystemdCollector {
             bus: BusChoice::parse(&args.bus),
-            window: args.restart_loop_window.as_secs_f64(),
-            threshold: u64::from(args.restart_loop_threshold),
+            settings: round::Settings {
+                window: args.restart_loop_window.as_secs_f64(),
+                threshold: u64::from(args.restart_loop_threshold),
+                in_flight: MAX_IN_FLIGHT,
+            },
             round_timeout,
             live: None,
             backoff: Backoff::default(),
             shared: Arc::new(Mutex::new(shared)),
             failures: FailureLog::default(),
+            read_log: FailureLog::default(),
+            reads_failed_before: 0,
         }
     }
 
     fn down(&mut self, failure: Failure, detail: &dyn std::fmt::Display) -> Collection {
         self.failures.failed("systemd", failure.kind(), detail);
-        Collection::new(rules::families(false, &[]))
+        Collection::new(rules::families(false, &[], &rules::ReadHealth::default()))
     }
 
     async fn ensure_connected(&mut self) -> Result<Connection, BusError> {
@@ -431,343 +343,6 @@ impl SystemdCollector {
         });
         Ok(conn)
     }
-
-    async fn round(&self, conn: &Connection) -> Result<Collection, BusError> {
-        let listed = bus::list_units(conn).await?;
-        let all: HashMap<&str, &Listed> = listed.iter().map(|l| (l.name.as_str(), l)).collect();
-        let (kept, dropped) = {
-            let shared = lock(&self.shared);
-            rules::select_units(
-                listed
-                    .iter()
-                    .filter(|l| l.load_state != "not-found")
-                    .map(|l| l.name.as_str()),
-                &shared.include,
-                shared.exclude.as_ref(),
-                shared.cap,
-            )
-        };
-
-        // Bring the tracked set in line with ListUnits; note what to read.
-        let (statics_gen, need_statics) = {
-            let mut guard = lock(&self.shared);
-            let shared = &mut *guard;
-            let keep: HashSet<&str> = kept.iter().copied().collect();
-            shared.units.retain(|name, _| keep.contains(name.as_str()));
-            for name in &kept {
-                shared.units.entry((*name).to_string()).or_default();
-            }
-            let gen_now = shared.reload_gen;
-            let need: Vec<&str> = kept
-                .iter()
-                .copied()
-                .filter(|n| {
-                    shared
-                        .units
-                        .get(*n)
-                        .is_some_and(|t| t.statics.is_none() || t.statics_gen != gen_now)
-                })
-                .collect();
-            (gen_now, need)
-        };
-
-        // Reload-only properties.
-        let mut reqs = Vec::new();
-        for name in &need_statics {
-            let Some(l) = all.get(name) else { continue };
-            if rules::is_service(name) {
-                reqs.push((l.path.as_str(), bus::SERVICE_IFACE, "Restart"));
-                reqs.push((l.path.as_str(), bus::SERVICE_IFACE, "RestartUSec"));
-            }
-            for prop in [
-                "StartLimitIntervalUSec",
-                "StartLimitBurst",
-                "Requires",
-                "BindsTo",
-            ] {
-                reqs.push((l.path.as_str(), bus::UNIT_IFACE, prop));
-            }
-        }
-        let mut values = get_many(conn, &reqs).await?.into_iter();
-        let mut fetched_statics = Vec::new();
-        for name in &need_statics {
-            if !all.contains_key(name) {
-                continue;
-            }
-            let mut p = StaticProps::default();
-            if rules::is_service(name) {
-                p.restart = values.next().flatten().and_then(Prop::into_string);
-                p.restart_usec = values
-                    .next()
-                    .flatten()
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0);
-            }
-            p.start_limit_interval_usec = values
-                .next()
-                .flatten()
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            p.start_limit_burst = values
-                .next()
-                .flatten()
-                .and_then(|v| v.as_u32())
-                .unwrap_or(0);
-            let requires = values
-                .next()
-                .flatten()
-                .and_then(Prop::into_strings)
-                .unwrap_or_default();
-            let binds = values
-                .next()
-                .flatten()
-                .and_then(Prop::into_strings)
-                .unwrap_or_default();
-            p.hard_deps = requires.into_iter().chain(binds).collect();
-            p.hard_deps.sort();
-            p.hard_deps.dedup();
-            fetched_statics.push((*name, p));
-        }
-
-        // What this round reads per unit, given the (possibly fresh) statics.
-        struct Plan<'a> {
-            restarts: Vec<&'a str>,
-            baseline: Vec<&'a str>,
-            result: Vec<&'a str>,
-            stranded: Vec<(&'a str, Vec<String>)>,
-            dep_restart_usec: HashMap<String, u64>,
-        }
-        let plan = {
-            let mut guard = lock(&self.shared);
-            let shared = &mut *guard;
-            for (name, p) in fetched_statics {
-                if let Some(t) = shared.units.get_mut(name) {
-                    t.statics = Some(p);
-                    t.statics_gen = statics_gen;
-                }
-            }
-            let mut plan = Plan {
-                restarts: Vec::new(),
-                baseline: Vec::new(),
-                result: Vec::new(),
-                stranded: Vec::new(),
-                dep_restart_usec: HashMap::new(),
-            };
-            for name in &kept {
-                let (Some(t), Some(l)) = (shared.units.get(*name), all.get(name)) else {
-                    continue;
-                };
-                let restarts_by_itself = t.statics.as_ref().is_none_or(StaticProps::restarts);
-                if rules::is_service(name) && (t.nrestarts.is_none() || restarts_by_itself) {
-                    plan.restarts.push(name);
-                }
-                if t.baseline.is_none() || t.rebaseline {
-                    plan.baseline.push(name);
-                }
-                if l.active_state == "failed" && rules::type_interface(name).is_some() {
-                    plan.result.push(name);
-                }
-                let down = matches!(l.active_state.as_str(), "inactive" | "failed");
-                if let Some(p) = &t.statics
-                    && down
-                    && l.job_id == 0
-                {
-                    let deps: Vec<String> = p
-                        .hard_deps
-                        .iter()
-                        .filter(|d| {
-                            all.get(d.as_str())
-                                .is_some_and(|dl| dl.active_state == "active")
-                        })
-                        .cloned()
-                        .collect();
-                    if !deps.is_empty() {
-                        plan.stranded.push((name, deps));
-                    }
-                }
-            }
-            for (_, deps) in &plan.stranded {
-                for d in deps {
-                    if let Some(p) = shared.units.get(d).and_then(|t| t.statics.as_ref()) {
-                        plan.dep_restart_usec.insert(d.clone(), p.restart_usec);
-                    }
-                }
-            }
-            plan
-        };
-
-        // Per-round reads.
-        let deps: Vec<&str> = {
-            let mut d: Vec<&str> = plan
-                .stranded
-                .iter()
-                .flat_map(|(_, deps)| deps.iter().map(String::as_str))
-                .collect();
-            d.sort_unstable();
-            d.dedup();
-            d
-        };
-        let path = |name: &str| all.get(name).map(|l| l.path.as_str()).unwrap_or("/");
-        let mut reqs = Vec::new();
-        for name in &plan.restarts {
-            reqs.push((path(name), bus::SERVICE_IFACE, "NRestarts"));
-        }
-        for name in &plan.baseline {
-            reqs.push((path(name), bus::UNIT_IFACE, "ActiveEnterTimestampMonotonic"));
-        }
-        for name in &plan.result {
-            let iface = rules::type_interface(name).unwrap_or(bus::UNIT_IFACE);
-            reqs.push((path(name), iface, "Result"));
-        }
-        for (name, _) in &plan.stranded {
-            reqs.push((
-                path(name),
-                bus::UNIT_IFACE,
-                "InactiveEnterTimestampMonotonic",
-            ));
-        }
-        let dep_reads_restart: Vec<bool> = deps
-            .iter()
-            .map(|d| rules::is_service(d) && !plan.dep_restart_usec.contains_key(*d))
-            .collect();
-        for (d, read_restart) in deps.iter().zip(&dep_reads_restart) {
-            reqs.push((path(d), bus::UNIT_IFACE, "ActiveEnterTimestampMonotonic"));
-            reqs.push((path(d), bus::UNIT_IFACE, "ActiveExitTimestampMonotonic"));
-            if *read_restart {
-                reqs.push((path(d), bus::SERVICE_IFACE, "RestartUSec"));
-            }
-        }
-        let mut values = get_many(conn, &reqs).await?.into_iter();
-        let nrestarts: Vec<Option<u32>> = plan
-            .restarts
-            .iter()
-            .map(|_| values.next().flatten().and_then(|v| v.as_u32()))
-            .collect();
-        let baselines: Vec<Option<u64>> = plan
-            .baseline
-            .iter()
-            .map(|_| values.next().flatten().and_then(|v| v.as_u64()))
-            .collect();
-        let results: HashMap<&str, String> = plan
-            .result
-            .iter()
-            .filter_map(|n| Some((*n, values.next().flatten().and_then(Prop::into_string)?)))
-            .collect();
-        let inactive_enter: Vec<Option<u64>> = plan
-            .stranded
-            .iter()
-            .map(|_| values.next().flatten().and_then(|v| v.as_u64()))
-            .collect();
-        let mut dep_times = BTreeMap::new();
-        for (d, read_restart) in deps.iter().zip(&dep_reads_restart) {
-            let enter = values.next().flatten().and_then(|v| v.as_u64());
-            let exit = values.next().flatten().and_then(|v| v.as_u64());
-            let restart_usec = if *read_restart {
-                values.next().flatten().and_then(|v| v.as_u64())
-            } else {
-                plan.dep_restart_usec.get(*d).copied()
-            };
-            if let (Some(enter), Some(exit)) = (enter, exit) {
-                dep_times.insert(
-                    (*d).to_string(),
-                    DepTimes {
-                        active: true,
-                        active_enter_usec: enter,
-                        active_exit_usec: exit,
-                        restart_usec: restart_usec.unwrap_or(0),
-                    },
-                );
-            }
-        }
-        let mut stranded: HashMap<&str, Vec<String>> = HashMap::new();
-        for ((name, deps), t) in plan.stranded.iter().zip(inactive_enter) {
-            if let Some(t) = t {
-                let by = rules::stranding_deps(t, deps, &dep_times);
-                if !by.is_empty() {
-                    stranded.insert(name, by);
-                }
-            }
-        }
-
-        // Fold the readings in and build the views.
-        let mut guard = lock(&self.shared);
-        let shared = &mut *guard;
-        let now = shared.now();
-        let keep = shared.keep;
-        for (name, n) in plan.restarts.iter().zip(nrestarts) {
-            if let (Some(t), Some(n)) = (shared.units.get_mut(*name), n) {
-                observe_restarts(t, n, now, keep);
-            }
-        }
-        for (name, ts) in plan.baseline.iter().zip(baselines) {
-            if let (Some(t), Some(ts)) = (shared.units.get_mut(*name), ts) {
-                t.rebaseline = false;
-                observe_activation(t, ts, now, keep);
-            }
-        }
-        let views: Vec<UnitView> = kept
-            .iter()
-            .filter_map(|name| {
-                let t = shared.units.get(*name)?;
-                let l = all.get(name)?;
-                let result = results.get(name).cloned();
-                let restart = t.statics.as_ref().and_then(|p| p.restart.as_deref());
-                Some(UnitView {
-                    name: (*name).to_string(),
-                    active_state: l.active_state.clone(),
-                    restarts: if rules::is_service(name) {
-                        t.nrestarts
-                    } else {
-                        None
-                    },
-                    activations: t.activations,
-                    restart_loop: t.restart_times.count_within(now, self.window) >= self.threshold
-                        || t.activation_times.count_within(now, self.window) >= self.threshold,
-                    restart_unbounded: t
-                        .statics
-                        .as_ref()
-                        .is_some_and(StaticProps::restart_unbounded),
-                    start_limit_hit: rules::start_limit_hit(
-                        &l.active_state,
-                        result.as_deref(),
-                        restart,
-                        l.job_id != 0,
-                    ),
-                    result,
-                    stranded_by: stranded.remove(name).unwrap_or_default(),
-                })
-            })
-            .collect();
-        drop(guard);
-        Ok(Collection {
-            families: rules::families(true, &views),
-            series_dropped: dropped,
-        })
-    }
-}
-
-/// Run property Gets with at most [`MAX_IN_FLIGHT`] outstanding; results in
-/// request order. A bus-level failure fails the whole batch.
-async fn get_many(
-    conn: &Connection,
-    reqs: &[(&str, &'static str, &'static str)],
-) -> Result<Vec<Option<Prop>>, BusError> {
-    let mut out: Vec<Option<Prop>> = vec![None; reqs.len()];
-    // Built eagerly with owned paths: a lazily mapped closure over borrowed
-    // tuples trips the compiler's Send check of the collector's future.
-    let calls: Vec<_> = reqs
-        .iter()
-        .enumerate()
-        .map(|(i, (path, iface, prop))| {
-            let (conn, path, iface, prop) = (conn.clone(), path.to_string(), *iface, *prop);
-            async move { (i, bus::get(&conn, &path, iface, prop).await) }
-        })
-        .collect();
-    let mut replies = futures_util::stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT);
-    while let Some((i, reply)) = replies.next().await {
-        out[i] = reply?.as_ref().and_then(Prop::from_variant);
-    }
-    Ok(out)
 }
 
 impl Collector for SystemdCollector {
@@ -780,9 +355,26 @@ impl Collector for SystemdCollector {
             Ok(conn) => conn,
             Err(e) => return Ok(self.down(e.failure, &e)),
         };
-        match tokio::time::timeout(self.round_timeout, self.round(&conn)).await {
+        // Property reads stop at the deadline, leaving the round time to
+        // publish what it has; the outer timeout is only a backstop.
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.round_timeout.saturating_sub(READ_MARGIN);
+        let round = round::run(&conn, &self.shared, &self.settings, deadline);
+        match tokio::time::timeout_at(started + self.round_timeout, round).await {
             Ok(Ok(collection)) => {
                 self.failures.ok("systemd");
+                let failed = lock(&self.shared).read_failures.total();
+                if failed > self.reads_failed_before {
+                    let detail = format!(
+                        "{} property reads failed this round; their last values are kept for up to {} rounds",
+                        failed - self.reads_failed_before,
+                        state::MAX_STALE_ROUNDS
+                    );
+                    self.read_log.failed("systemd", "property_reads", &detail);
+                } else {
+                    self.read_log.ok("systemd");
+                }
+                self.reads_failed_before = failed;
                 Ok(collection)
             }
             Ok(Err(e)) => {
@@ -796,112 +388,5 @@ impl Collector for SystemdCollector {
             }
             Err(_) => Ok(self.down(Failure::Timeout, &"round timed out")),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shared() -> Shared {
-        Shared {
-            units: HashMap::new(),
-            reload_gen: 0,
-            reloading: false,
-            include: Regex::new(r"^(?:.+\.service)$").unwrap(),
-            exclude: None,
-            cap: 2,
-            keep: 3,
-            epoch: Instant::now(),
-        }
-    }
-
-    fn props(unit: &str, iface: &str, changed: &[(&str, Prop)]) -> Signal {
-        Signal::Properties {
-            path: format!(
-                "/org/freedesktop/systemd1/unit/{}",
-                unit.replace('.', "_2e")
-            ),
-            iface: iface.to_string(),
-            changed: changed
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.clone()))
-                .collect(),
-        }
-    }
-
-    fn entered(unit: &str, ts: u64) -> Signal {
-        props(
-            unit,
-            bus::UNIT_IFACE,
-            &[("ActiveEnterTimestampMonotonic", Prop::U64(ts))],
-        )
-    }
-
-    #[test]
-    fn activations_count_advances_of_the_enter_timestamp() {
-        let mut s = shared();
-        s.units.insert("a.service".into(), Tracked::default());
-        // The first reading is the baseline, not an activation.
-        s.apply(entered("a.service", 100));
-        s.apply(entered("a.service", 100));
-        assert_eq!(s.units["a.service"].activations, 0);
-        s.apply(entered("a.service", 200));
-        s.apply(entered("a.service", 150));
-        s.apply(entered("a.service", 300));
-        assert_eq!(s.units["a.service"].activations, 2);
-        // Units not watched are ignored.
-        s.apply(entered("b.service", 1));
-        assert!(!s.units.contains_key("b.service"));
-    }
-
-    #[test]
-    fn nrestarts_signals_feed_the_restart_window() {
-        let mut s = shared();
-        s.units.insert("a.service".into(), Tracked::default());
-        for n in [3, 4, 6] {
-            s.apply(props(
-                "a.service",
-                bus::SERVICE_IFACE,
-                &[("NRestarts", Prop::U32(n))],
-            ));
-        }
-        let t = &s.units["a.service"];
-        assert_eq!(t.nrestarts, Some(6));
-        assert_eq!(t.restart_times.count_within(s.now(), 60.0), 3);
-    }
-
-    #[test]
-    fn new_units_count_their_first_activation_but_not_during_a_reload() {
-        let mut s = shared();
-        s.apply(Signal::UnitNew {
-            name: "new.service".into(),
-        });
-        s.apply(entered("new.service", 500));
-        assert_eq!(s.units["new.service"].activations, 1);
-        // Outside the include regex, or past the cap: not admitted.
-        s.apply(Signal::UnitNew {
-            name: "x.socket".into(),
-        });
-        assert!(!s.units.contains_key("x.socket"));
-        s.apply(Signal::Reloading(true));
-        s.apply(Signal::UnitNew {
-            name: "old.service".into(),
-        });
-        assert!(!s.units.contains_key("old.service"));
-        s.apply(Signal::Reloading(false));
-        assert_eq!(s.reload_gen, 1);
-        s.apply(Signal::UnitNew {
-            name: "third.service".into(),
-        });
-        s.apply(Signal::UnitNew {
-            name: "fourth.service".into(),
-        });
-        assert_eq!(s.units.len(), 2, "cap");
-        // A re-announced unit keeps its counters.
-        s.apply(Signal::UnitRemoved {
-            name: "new.service".into(),
-        });
-        assert_eq!(s.units["new.service"].activations, 1);
     }
 }

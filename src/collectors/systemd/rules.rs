@@ -77,15 +77,18 @@ pub fn unit_name_from_path(path: &str) -> Option<String> {
 
 /// Properties that only change on daemon-reload: read when a unit is first
 /// seen and again after the manager's `Reloading` signal, not every round.
+/// None is unknown (not read yet, not readable, or a systemd without it),
+/// never taken for 0.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StaticProps {
-    /// Restart= (services only; None for other unit types).
+    /// Restart= (services only).
     pub restart: Option<String>,
     /// RestartUSec: the delay before an automatic restart.
-    pub restart_usec: u64,
-    pub start_limit_interval_usec: u64,
-    pub start_limit_burst: u32,
-    /// Requires= and BindsTo= together: the dependencies whose stop or restart stops this unit.
+    pub restart_usec: Option<u64>,
+    pub start_limit_interval_usec: Option<u64>,
+    pub start_limit_burst: Option<u32>,
+    /// Requires= and BindsTo= together (those known): the dependencies whose
+    /// stop or restart stops this unit.
     pub hard_deps: Vec<String>,
 }
 
@@ -96,9 +99,10 @@ impl StaticProps {
     }
 
     /// `restart_unbounded`: Restart= is not `no` and no start limit applies,
-    /// so systemd restarts it forever.
+    /// so systemd restarts it forever. An unknown limit is not a 0.
     pub fn restart_unbounded(&self) -> bool {
-        self.restarts() && (self.start_limit_interval_usec == 0 || self.start_limit_burst == 0)
+        self.restarts()
+            && (self.start_limit_interval_usec == Some(0) || self.start_limit_burst == Some(0))
     }
 }
 
@@ -234,9 +238,20 @@ pub struct UnitView {
     pub start_limit_hit: bool,
 }
 
+/// How the collector's property reads went, for its own metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadHealth {
+    /// Failed reads since start, by `reason` (every reason, zeros included).
+    pub failures: Vec<(&'static str, u64)>,
+    /// Values published from an earlier round because this round's read failed.
+    pub stale: u64,
+    /// Signals we use that did not decode, since start.
+    pub undecodable_signals: u64,
+}
+
 /// Metric families for the watched units and the manager's reachability.
 /// With the manager unreachable only `up` is reported: unit data would be stale.
-pub fn families(up: bool, units: &[UnitView]) -> Vec<Family> {
+pub fn families(up: bool, units: &[UnitView], health: &ReadHealth) -> Vec<Family> {
     let mut fam_up = Family::gauge(
         "sentinel_systemd_up",
         "1 if the systemd manager answers on the bus.",
@@ -277,6 +292,23 @@ pub fn families(up: bool, units: &[UnitView]) -> Vec<Family> {
         "sentinel_systemd_unit_start_limit_hit",
         "1 if the unit is failed although its Restart= policy covers how it failed: systemd gave up restarting it (start limit).",
     );
+    let mut read_failures = Family::counter(
+        "sentinel_systemd_property_read_failures",
+        "Unit property reads that failed (timeout, limits, decode, other); the round went on without them.",
+    );
+    for (reason, n) in &health.failures {
+        read_failures.push(vec![("reason", (*reason).to_string())], *n as f64);
+    }
+    let mut stale = Family::gauge(
+        "sentinel_systemd_property_values_stale",
+        "Unit property values published from an earlier round because this round's read failed.",
+    );
+    stale.push(vec![], health.stale as f64);
+    let mut undecodable = Family::counter(
+        "sentinel_systemd_signals_undecodable",
+        "Manager signals the collector uses whose content did not decode.",
+    );
+    undecodable.push(vec![], health.undecodable_signals as f64);
     for u in units {
         let unit = || -> Labels { vec![("unit", u.name.clone())] };
         let current = contract_state(&u.active_state);
@@ -322,6 +354,9 @@ pub fn families(up: bool, units: &[UnitView]) -> Vec<Family> {
         stranded,
         failed,
         limit,
+        read_failures,
+        stale,
+        undecodable,
     ]
 }
 
@@ -405,18 +440,23 @@ mod tests {
 
     #[test]
     fn unbounded_restart_policies() {
-        let p = |restart: Option<&str>, interval: u64, burst: u32| StaticProps {
+        let p = |restart: Option<&str>, interval: Option<u64>, burst: Option<u32>| StaticProps {
             restart: restart.map(str::to_string),
             start_limit_interval_usec: interval,
             start_limit_burst: burst,
             ..Default::default()
         };
         let cases = [
-            (p(Some("always"), 0, 5), true),
-            (p(Some("on-failure"), 10_000_000, 0), true),
-            (p(Some("always"), 10_000_000, 5), false),
-            (p(Some("no"), 0, 0), false),
-            (p(None, 0, 0), false),
+            (p(Some("always"), Some(0), Some(5)), true),
+            (p(Some("on-failure"), Some(10_000_000), Some(0)), true),
+            (p(Some("always"), Some(10_000_000), Some(5)), false),
+            (p(Some("no"), Some(0), Some(0)), false),
+            (p(None, Some(0), Some(0)), false),
+            // A limit that could not be read (or a systemd without it) is
+            // unknown, not 0: not unbounded.
+            (p(Some("always"), None, None), false),
+            (p(Some("always"), None, Some(5)), false),
+            (p(Some("always"), Some(0), None), true),
         ];
         for (props, want) in cases {
             assert_eq!(props.restart_unbounded(), want, "{props:?}");
@@ -598,7 +638,12 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let mut fams = families(true, &units);
+        let health = ReadHealth {
+            failures: vec![("limits", 4), ("timeout", 0)],
+            stale: 2,
+            undecodable_signals: 1,
+        };
+        let mut fams = families(true, &units, &health);
         metrics::sort_families(&mut fams);
         let text = metrics::render(&fams);
         for want in [
@@ -613,11 +658,16 @@ mod tests {
             r#"sentinel_systemd_unit_activations_total{unit="loop.service"} 3"#,
             r#"sentinel_systemd_unit_restart_loop{unit="loop.service"} 1"#,
             r#"sentinel_systemd_unit_start_limit_hit{unit="loop.service"} 1"#,
+            r#"sentinel_systemd_property_read_failures_total{reason="limits"} 4"#,
+            r#"sentinel_systemd_property_read_failures_total{reason="timeout"} 0"#,
+            "sentinel_systemd_property_values_stale 2",
+            "sentinel_systemd_signals_undecodable_total 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
-        let down = metrics::render(&families(false, &units));
+        let down = metrics::render(&families(false, &units, &health));
         assert!(down.contains("sentinel_systemd_up 0"));
         assert!(!down.contains("unit_state"));
+        assert!(!down.contains("read_failures"));
     }
 }
