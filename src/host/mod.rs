@@ -4,6 +4,7 @@
 //! through this module.
 
 pub mod mounts;
+pub mod offload;
 pub mod paths;
 
 pub use paths::Paths;
