@@ -1,23 +1,23 @@
-//! statvfs that can never stall the caller, for mounts that may hang (NFS, FUSE).
+//! statvfs and the mount-table read, for mounts that may hang (NFS, FUSE),
+//! without ever stalling the caller: both run on an [`Offload`] pool under a
+//! timeout.
 //!
-//! statvfs on a hung mount blocks in the kernel and cannot be cancelled.
-//! `timeout(spawn_blocking(..))` would leak a runtime thread per attempt and
-//! then hold up shutdown, so calls run on a few plain threads of our own (at
-//! most [`WORKERS`] at a time, kept between rounds so a round costs no thread
-//! spawns) and report through a oneshot channel under a timeout. A worker that
-//! does not answer in time is abandoned to its stuck call and replaced; while a
-//! call on a path is outstanding, later requests for that path answer "hung" at
-//! once instead of starting another: one stuck thread per hung mount, ever,
-//! until the mount recovers (the abandoned worker then exits).
+//! Each statvfs is keyed by the mount's identity ([`MountKey`]: its mount ID
+//! and mountpoint), never by its path alone. So a mount whose statvfs is stuck
+//! leaves one stuck thread, ever, and answers "hung" at once each later round;
+//! and a healthy mount at the same path after the hung one was lazily
+//! unmounted (`umount -l`) is a new subject, stat'ed afresh. The mountinfo read
+//! has its own key: it can wait on the mount-namespace lock that a stuck mount
+//! or umount holds (F25), and then answers "hung" like a mount would.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rustix::fs::StatVfs;
-use tokio::sync::{Semaphore, oneshot};
+
+use crate::host::Paths;
+use crate::host::mounts::{self, Mount, MountsError};
+use crate::host::offload::{Offload, Outcome};
 
 /// What statvfs says about a filesystem, in bytes and inodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,60 +59,60 @@ impl From<&StatVfs> for Usage {
     }
 }
 
+/// The identity of one mount: a new mount at the same path has a new ID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MountKey {
+    pub id: u32,
+    pub mountpoint: String,
+}
+
+impl From<&Mount> for MountKey {
+    fn from(m: &Mount) -> Self {
+        MountKey {
+            id: m.id,
+            mountpoint: m.mountpoint.clone(),
+        }
+    }
+}
+
+/// What one guarded call is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    /// The mountinfo read.
+    Table,
+    Mount(MountKey),
+}
+
 /// The outcome of one guarded statvfs.
 #[derive(Debug)]
 pub enum StatOutcome {
     Ok(Usage),
-    /// No answer within the timeout, or an earlier call on this path is still stuck.
+    /// No answer within the timeout, or an earlier call on this mount is still stuck.
     Hung,
     Failed(std::io::Error),
 }
 
-/// How many statvfs calls run at once.
-pub const WORKERS: usize = 8;
-
-type Job = (
-    PathBuf,
-    Arc<AtomicBool>,
-    oneshot::Sender<rustix::io::Result<StatVfs>>,
-);
-
-/// An idle worker thread, waiting for jobs on its channel.
-#[derive(Debug)]
-struct Worker(mpsc::Sender<Job>);
-
-impl Worker {
-    fn spawn() -> std::io::Result<Worker> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("statvfs".into())
-            .spawn(move || {
-                // Ends when its Sender is dropped: when idle at shutdown, or
-                // after an abandoned call finally returns.
-                while let Ok((path, busy, reply)) = rx.recv() {
-                    let result = rustix::fs::statvfs(&path);
-                    busy.store(false, Ordering::Release);
-                    let _ = reply.send(result);
-                }
-            })?;
-        Ok(Worker(tx))
-    }
+/// Why the mount table could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("the mountinfo read did not answer (stuck on the mount table)")]
+    Hung,
+    #[error(transparent)]
+    Mounts(#[from] MountsError),
+    #[error("mountinfo read: {0}")]
+    Offload(String),
 }
 
-/// Remembers which paths have a statvfs still outstanding, and keeps idle workers.
+/// The hang-safe statvfs and mountinfo calls of one collector.
 #[derive(Debug)]
 pub struct StatGuard {
-    in_flight: HashMap<PathBuf, Arc<AtomicBool>>,
-    idle: Arc<Mutex<Vec<Worker>>>,
-    slots: Arc<Semaphore>,
+    offload: Offload<Subject>,
 }
 
 impl Default for StatGuard {
     fn default() -> Self {
         StatGuard {
-            in_flight: HashMap::new(),
-            idle: Arc::new(Mutex::new(Vec::new())),
-            slots: Arc::new(Semaphore::new(WORKERS)),
+            offload: Offload::new("statvfs"),
         }
     }
 }
@@ -122,111 +122,96 @@ impl StatGuard {
         Self::default()
     }
 
-    /// statvfs `path`, waiting at most `timeout`.
-    pub async fn stat(&mut self, path: &Path, timeout: Duration) -> StatOutcome {
-        let mut outcomes = self.stat_all(&[path.to_path_buf()], timeout).await;
-        outcomes.pop().unwrap_or(StatOutcome::Hung)
+    /// The host's mount table ([`mounts::read`]), waiting at most `timeout`.
+    pub async fn mounts(&self, paths: &Paths, timeout: Duration) -> Result<Vec<Mount>, TableError> {
+        let paths = paths.clone();
+        match self
+            .offload
+            .run(Subject::Table, timeout, move || mounts::read(&paths))
+            .await
+        {
+            Outcome::Done(table) => Ok(table?),
+            Outcome::TimedOut | Outcome::Busy => Err(TableError::Hung),
+            Outcome::Failed(e) => Err(TableError::Offload(e.to_string())),
+        }
     }
 
-    /// statvfs many paths, [`WORKERS`] at a time, each waiting at most
-    /// `timeout`; outcomes in the order of `paths`. Paths already known to be
-    /// stuck answer at once, so only a mount that newly hangs costs a timeout.
-    pub async fn stat_all(&mut self, paths: &[PathBuf], timeout: Duration) -> Vec<StatOutcome> {
-        let calls: Vec<_> = paths
-            .iter()
-            .map(|p| {
-                let busy = self.in_flight.entry(p.clone()).or_default().clone();
-                stat_guarded(
-                    p.clone(),
-                    busy,
-                    timeout,
-                    self.idle.clone(),
-                    self.slots.clone(),
-                )
-            })
-            .collect();
+    /// statvfs each mount at its path (as seen from this process), all at
+    /// once, the whole batch answering within `timeout`; outcomes in the order
+    /// of `targets`. A mount whose earlier call is still stuck answers at once.
+    pub async fn stat_all(
+        &self,
+        targets: &[(MountKey, PathBuf)],
+        timeout: Duration,
+    ) -> Vec<StatOutcome> {
+        let calls = targets.iter().map(|(key, path)| {
+            let path = path.clone();
+            let call = self
+                .offload
+                .run(Subject::Mount(key.clone()), timeout, move || {
+                    rustix::fs::statvfs(&path)
+                });
+            async move {
+                match call.await {
+                    Outcome::Done(Ok(st)) => StatOutcome::Ok(Usage::from(&st)),
+                    Outcome::Done(Err(errno)) => StatOutcome::Failed(errno.into()),
+                    Outcome::TimedOut | Outcome::Busy => StatOutcome::Hung,
+                    Outcome::Failed(e) => StatOutcome::Failed(std::io::Error::other(e)),
+                }
+            }
+        });
         futures_util::future::join_all(calls).await
     }
 
-    /// Forget paths that are gone, unless a call on them is still stuck.
-    pub fn retain(&mut self, keep: impl Fn(&Path) -> bool) {
-        self.in_flight
-            .retain(|p, busy| keep(p) || busy.load(Ordering::Acquire));
+    /// Forget mounts that `keep` rejects (gone from the table), unless a call
+    /// on them is still stuck: that thread stays counted until it returns.
+    pub fn retain(&self, keep: impl Fn(&MountKey) -> bool) {
+        self.offload.retain(|s| match s {
+            Subject::Table => true,
+            Subject::Mount(k) => keep(k),
+        });
     }
 
-    /// How many paths have a call outstanding right now.
+    /// Calls abandoned and still stuck (one per hung mount, at most).
     pub fn stuck(&self) -> usize {
-        self.in_flight
-            .values()
-            .filter(|b| b.load(Ordering::Acquire))
-            .count()
+        self.offload.stuck()
     }
-}
 
-async fn stat_guarded(
-    path: PathBuf,
-    busy: Arc<AtomicBool>,
-    timeout: Duration,
-    idle: Arc<Mutex<Vec<Worker>>>,
-    slots: Arc<Semaphore>,
-) -> StatOutcome {
-    if busy.load(Ordering::Acquire) {
-        return StatOutcome::Hung;
+    /// Threads alive in this guard's pool.
+    pub fn threads(&self) -> usize {
+        self.offload.threads()
     }
-    let Ok(_slot) = slots.acquire().await else {
-        return StatOutcome::Hung;
-    };
-    if busy
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return StatOutcome::Hung;
-    }
-    let reused = idle.lock().ok().and_then(|mut v| v.pop());
-    let worker = match reused.map(Ok).unwrap_or_else(Worker::spawn) {
-        Ok(w) => w,
-        Err(e) => {
-            busy.store(false, Ordering::Release);
-            return StatOutcome::Failed(e);
-        }
-    };
-    let (tx, rx) = oneshot::channel();
-    if worker.0.send((path, busy.clone(), tx)).is_err() {
-        busy.store(false, Ordering::Release);
-        return StatOutcome::Failed(std::io::Error::other("statvfs worker is gone"));
-    }
-    let outcome = match tokio::time::timeout(timeout, rx).await {
-        Ok(Ok(Ok(st))) => StatOutcome::Ok(Usage::from(&st)),
-        Ok(Ok(Err(errno))) => StatOutcome::Failed(errno.into()),
-        Ok(Err(_)) => {
-            return StatOutcome::Failed(std::io::Error::other(
-                "statvfs worker ended without answering",
-            ));
-        }
-        // The worker stays with its stuck call; dropping its Sender lets it exit afterwards.
-        Err(_) => return StatOutcome::Hung,
-    };
-    if let Ok(mut v) = idle.lock() {
-        v.push(worker);
-    }
-    outcome
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn key(id: u32, mountpoint: &str) -> MountKey {
+        MountKey {
+            id,
+            mountpoint: mountpoint.into(),
+        }
+    }
 
     #[tokio::test]
     async fn answers_for_a_real_path_and_fails_for_a_missing_one() {
-        let mut guard = StatGuard::new();
-        match guard.stat(Path::new("/"), Duration::from_secs(5)).await {
+        let guard = StatGuard::new();
+        let out = guard
+            .stat_all(
+                &[
+                    (key(1, "/"), PathBuf::from("/")),
+                    (key(2, "/nope"), PathBuf::from("/no/such/path/anywhere")),
+                ],
+                Duration::from_secs(5),
+            )
+            .await;
+        match &out[0] {
             StatOutcome::Ok(usage) => assert!(usage.size_bytes > 0),
             other => panic!("{other:?}"),
         }
-        match guard
-            .stat(Path::new("/no/such/path/anywhere"), Duration::from_secs(5))
-            .await
-        {
+        match &out[1] {
             StatOutcome::Failed(e) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
             other => panic!("{other:?}"),
         }
@@ -234,19 +219,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_busy_path_is_hung_without_a_second_call() {
-        let mut guard = StatGuard::new();
-        let busy = guard
-            .in_flight
-            .entry(PathBuf::from("/"))
-            .or_default()
-            .clone();
-        busy.store(true, Ordering::Release);
-        assert!(matches!(
-            guard.stat(Path::new("/"), Duration::from_secs(5)).await,
-            StatOutcome::Hung
-        ));
-        guard.retain(|_| false);
-        assert_eq!(guard.stuck(), 1, "a stuck path is remembered");
+    async fn reads_the_mount_table_off_the_runtime() {
+        let guard = StatGuard::new();
+        let table = guard
+            .mounts(&Paths::default(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(table.iter().any(|m| m.mountpoint == "/"));
+        let missing = Paths {
+            procfs: "/no/such/procfs".into(),
+            ..Paths::default()
+        };
+        let err = guard
+            .mounts(&missing, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("/no/such/procfs"), "{err}");
+    }
+
+    #[test]
+    fn a_new_mount_at_the_same_path_is_a_new_key() {
+        let old = Mount {
+            id: 40,
+            mountpoint: "/mnt/data".into(),
+            ..Mount::default()
+        };
+        let new = Mount {
+            id: 41,
+            ..old.clone()
+        };
+        assert_ne!(MountKey::from(&old), MountKey::from(&new));
+        assert_eq!(
+            MountKey::from(&old),
+            key(40, Path::new("/mnt/data").to_str().unwrap())
+        );
     }
 }
