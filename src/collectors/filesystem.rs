@@ -607,6 +607,23 @@ mod tests {
         assert_eq!(c.history.len(), 1);
     }
 
+    #[tokio::test]
+    async fn an_unreadable_mount_table_falls_back_to_the_last_one() {
+        let missing = Paths {
+            procfs: "/no/such/procfs".into(),
+            ..Paths::default()
+        };
+        let mut fresh = FilesystemCollector::new(&args(&[]), &missing);
+        let err = fresh.collect().await.unwrap_err();
+        assert!(err.message.contains("/no/such/procfs"), "{err}");
+
+        let mut c = FilesystemCollector::new(&args(&[]), &Paths::default());
+        c.collect().await.unwrap();
+        c.paths = missing;
+        let text = crate::metrics::render(&c.collect().await.unwrap().families);
+        assert!(text.contains("mountpoint=\"/\"}"), "{text}");
+    }
+
     /// The whole output for a fixed mount table and fixed statvfs answers over
     /// time, compared with a golden file. `UPDATE_GOLDEN=1 cargo test` rewrites it;
     /// review the diff.

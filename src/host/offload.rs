@@ -102,10 +102,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            // 500 mounts newly hung at once all start within 1.6 s.
-            running: 16,
-            idle: 4,
-            hold: Duration::from_millis(50),
+            // 500 mounts newly hung at once all start within 1.6 s; as many
+            // idle threads as slots, so a round of quick calls spawns none.
+            running: 8,
+            idle: 8,
+            hold: Duration::from_millis(25),
         }
     }
 }
@@ -156,6 +157,8 @@ struct Shared {
     idle: AtomicUsize,
     /// Threads alive (idle, busy or stuck).
     threads: AtomicUsize,
+    /// Threads ever started.
+    spawned: AtomicUsize,
     /// This pool's abandoned calls still running.
     stuck: AtomicUsize,
     max_idle: usize,
@@ -227,6 +230,7 @@ impl<K: Eq + Hash + Clone> Offload<K> {
                 queue: Mutex::new(queue),
                 idle: AtomicUsize::new(0),
                 threads: AtomicUsize::new(0),
+                spawned: AtomicUsize::new(0),
                 stuck: AtomicUsize::new(0),
                 max_idle: limits.idle,
             }),
@@ -318,6 +322,7 @@ impl<K: Eq + Hash + Clone> Offload<K> {
         }
         let shared = self.shared.clone();
         shared.threads.fetch_add(1, Ordering::AcqRel);
+        shared.spawned.fetch_add(1, Ordering::AcqRel);
         let spawned = std::thread::Builder::new()
             .name(self.name.to_string())
             .spawn(move || shared.serve(job));
@@ -352,6 +357,11 @@ impl<K: Eq + Hash + Clone> Offload<K> {
     /// This pool's threads whose call was abandoned and has not returned.
     pub fn stuck(&self) -> usize {
         self.shared.stuck.load(Ordering::Acquire)
+    }
+
+    /// Threads this pool ever started (a measure of churn).
+    pub fn spawned(&self) -> usize {
+        self.shared.spawned.load(Ordering::Acquire)
     }
 
     /// This pool's threads alive: idle, answering, or stuck.
@@ -406,6 +416,30 @@ mod tests {
         }
         assert_eq!(pool.threads(), 1, "one thread, reused for every call");
         assert_eq!(pool.stuck(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_round_of_quick_calls_at_once_reuses_the_pool() {
+        // As the filesystem collector stats its mounts: all at once, each
+        // round. (A long hold: a loaded machine must not make a quick call
+        // look slow here.)
+        let limits = Limits {
+            hold: LONG,
+            ..Limits::default()
+        };
+        let pool = Offload::with_limits("t", limits);
+        let round =
+            || futures_util::future::join_all((0..100u32).map(|k| pool.run(k, LONG, move || k)));
+        for _ in 0..3 {
+            let answers = round().await;
+            assert!(answers.iter().all(|a| matches!(a, Outcome::Done(_))));
+        }
+        let spawned = pool.spawned();
+        assert!(spawned <= limits.running, "{spawned} threads started");
+        for _ in 0..5 {
+            round().await;
+        }
+        assert_eq!(pool.spawned(), spawned, "a later round started threads");
     }
 
     #[tokio::test]
