@@ -99,7 +99,7 @@ impl Trend {
     /// covered by at least [`MIN_SAMPLES`] samples.
     ///
     /// The estimate is the more cautious of the slope over all samples and the
-    /// slope without the newest [`SETTLE_SAMPLES`]: early on, when the window
+    /// slope without the newest three (`SETTLE_SAMPLES`): early on, when the window
     /// holds few samples, a burst that is still on disk is a large share of
     /// them and would otherwise read as a fill. A real fill shows in both.
     pub fn slope(&self) -> Option<f64> {

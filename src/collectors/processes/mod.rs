@@ -8,7 +8,7 @@
 //! - `PROCFS/PID/fd/*` links, a `statx` of the deleted ones and
 //!   `PROCFS/PID/comm` of their holders, at most once per
 //!   `--collector.processes.deleted-files-interval`, within a time budget per
-//!   round (see [`deleted`]); the mount table through [`crate::mounts`].
+//!   round (see [`deleted`]); the mount table through [`crate::host::mounts`].
 //!
 //! Exports (METRICS.md, "processes"): `sentinel_zombie_processes{comm,parent_comm}`,
 //! `sentinel_zombie_oldest_age_seconds{comm,parent_comm}`,
