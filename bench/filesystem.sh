@@ -46,3 +46,6 @@ printf '%-34s %10s %10s %14s %10s %8s\n' exporter "p50 ms" "p99 ms" "cpu ms/roun
 printf '%-34s %10s %10s %14s %10s %8s\n' "node-sentinel (background, 1s)" "$ns_p50" "$ns_p99" "$ns_round_ms" "$(rss_kib "$ns")" "$ns_series"
 printf '%-34s %10s %10s %14s %10s %8s\n' "node_exporter 1.5 (per scrape)" "$ne_p50" "$ne_p99" "$ne_round_ms" "$(rss_kib "$ne")" "$ne_series"
 echo "node-sentinel last round wall time: ${ns_dur} ms"
+# Offload threads for statvfs: idle ones kept for reuse, none stuck here.
+ns_threads=$(grep -lx statvfs /proc/"$ns"/task/*/comm 2>/dev/null | wc -l)
+echo "node-sentinel statvfs threads: ${ns_threads}"

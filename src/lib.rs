@@ -12,7 +12,6 @@ pub mod http;
 pub mod metrics;
 pub mod panics;
 pub mod scheduler;
-pub mod statfs;
 pub mod store;
 pub mod trend;
 pub mod values;

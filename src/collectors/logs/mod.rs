@@ -6,7 +6,7 @@
 //! (`stat` for a symlink's target), re-rooted under `--path.rootfs`. Files
 //! are never opened, so a FIFO or device matching the glob cannot block the
 //! walk; no tree is summed beyond the glob. Also `PROCFS/{self,1}/mountinfo`,
-//! statvfs of the filesystems the files live on (hang-safe, see `statfs.rs`),
+//! statvfs of the filesystems the files live on (hang-safe, see `host/statfs.rs`),
 //! and each Docker container's `config.v2.json` (its name; the daemon's own
 //! on-disk state, readable while the daemon hangs).
 //!
@@ -58,8 +58,8 @@ use tokio::sync::oneshot;
 use crate::collector::{CollectError, Collection, Collector};
 use crate::host::Paths;
 use crate::host::mounts;
+use crate::host::statfs::{MountKey, StatGuard, StatOutcome};
 use crate::metrics::{Family, Labels};
-use crate::statfs::{StatGuard, StatOutcome};
 use crate::trend;
 use crate::values::parse_positive_duration;
 
@@ -336,7 +336,7 @@ impl LogsCollector {
         timeout: Duration,
     ) -> GroupFilesystems {
         let mut per_group = Vec::new();
-        let mut wanted: Vec<PathBuf> = Vec::new();
+        let mut wanted: Vec<(MountKey, PathBuf)> = Vec::new();
         for state in &self.states {
             let mut fs = Vec::new();
             for (dev, sample_path, growth) in state.growth_by_dev() {
@@ -344,8 +344,8 @@ impl LogsCollector {
                     .or_else(|| mounts::mount_for(mounts, Path::new(&sample_path)));
                 if let Some(m) = mount {
                     let local = self.paths.host(&m.mountpoint);
-                    if !wanted.contains(&local) {
-                        wanted.push(local.clone());
+                    if !wanted.iter().any(|(_, p)| p == &local) {
+                        wanted.push((MountKey::from(m), local.clone()));
                     }
                     fs.push((m.mountpoint.clone(), local, growth));
                 }
@@ -356,7 +356,7 @@ impl LogsCollector {
         let avail: HashMap<&PathBuf, u64> = wanted
             .iter()
             .zip(outcomes)
-            .filter_map(|(p, o)| match o {
+            .filter_map(|((_, p), o)| match o {
                 StatOutcome::Ok(u) => Some((p, u.avail_bytes)),
                 StatOutcome::Hung | StatOutcome::Failed(_) => None,
             })
@@ -379,8 +379,7 @@ impl LogsCollector {
                 merged.into_iter().map(|(mp, (a, g))| (mp, a, g)).collect()
             })
             .collect();
-        let keep = wanted.clone();
-        self.statvfs.retain(|p| keep.iter().any(|k| k == p));
+        self.statvfs.retain(|k| wanted.iter().any(|(w, _)| w == k));
         result
     }
 
