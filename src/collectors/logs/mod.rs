@@ -139,7 +139,6 @@ pub struct Args {
     pub max_files: u32,
 }
 
-
 /// One group: its name and every glob given for it.
 #[derive(Debug, Clone)]
 struct GroupSpec {

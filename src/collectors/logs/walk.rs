@@ -34,8 +34,8 @@ const MAX_DEPTH: usize = 32;
 /// config.v2.json is a few KiB; anything much bigger is not read.
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
 /// Open flags for config.v2.json: never wait for a writer, never take a terminal.
-const NONBLOCK_NOCTTY: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32
-    | rustix::fs::OFlags::NOCTTY.bits() as i32;
+const NONBLOCK_NOCTTY: i32 =
+    rustix::fs::OFlags::NONBLOCK.bits() as i32 | rustix::fs::OFlags::NOCTTY.bits() as i32;
 
 /// Why a matched name was left out; label values of `sentinel_log_skipped_entries`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -507,7 +507,12 @@ mod tests {
             max_files: 1000,
             deadline: Instant::now() + Duration::from_secs(30),
         };
-        scan_group(&[parse_glob(glob).unwrap()], Path::new("/"), mounts, &limits)
+        scan_group(
+            &[parse_glob(glob).unwrap()],
+            Path::new("/"),
+            mounts,
+            &limits,
+        )
     }
 
     fn found(scan: &Scan) -> Vec<String> {
