@@ -11,7 +11,6 @@ pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod scheduler;
-pub mod statfs;
 pub mod store;
 pub mod trend;
 pub mod values;

@@ -7,8 +7,28 @@
 //! samples and a step change (outside the middle tenth of the window fewer than
 //! half of all pairs straddle a step), while
 //! a steady fill gives its exact rate. The tests below compare the two.
+//!
+//! Sample times are monotonic seconds ([`now`], from `Instant`), never the
+//! wall clock: a clock step (VM suspend and resume, migration, NTP) would
+//! otherwise clear or expire the window, and SentinelFilesystemFillingUp
+//! (`for: 1h`) would fire an hour late. The wall clock is for exported
+//! timestamps only.
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Monotonic seconds since the first call in this process: the time base of
+/// every [`Trend`].
+pub fn now() -> f64 {
+    seconds_since_start(Instant::now())
+}
+
+/// `at` as monotonic seconds on the same base as [`now`].
+pub fn seconds_since_start(at: Instant) -> f64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    at.saturating_duration_since(start).as_secs_f64()
+}
 
 /// At most this many samples are kept per series; closer samples are merged
 /// (the newest wins), so memory and the O(n²) estimate stay bounded whatever
@@ -46,11 +66,13 @@ impl Trend {
         }
     }
 
-    /// Add a sample `value` at unix time `t` (seconds) and forget samples older than the window.
+    /// Add a sample `value` at monotonic time `t` (seconds, see [`now`]) and
+    /// forget samples older than the window.
     pub fn push(&mut self, t: f64, value: f64) {
         if let Some(&(last_t, _)) = self.samples.last() {
             if t < last_t {
-                // The clock went backwards: earlier samples no longer line up.
+                // Only a caller mixing time bases goes back: start over rather
+                // than fit a line through times that do not line up.
                 self.samples.clear();
             } else if let [.., (before_t, _), _] = self.samples[..]
                 && last_t - before_t < self.window / MAX_SAMPLES as f64
@@ -303,6 +325,19 @@ mod tests {
         }
         t.push(10.0, 0.0);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn the_clock_is_monotonic_seconds() {
+        let a = now();
+        let later = Instant::now() + Duration::from_secs(90);
+        assert!(seconds_since_start(later) - a >= 90.0 - 1e-3);
+        assert!(now() >= a);
+        // An instant before the base clamps to 0, it never goes negative.
+        let before = Instant::now()
+            .checked_sub(Duration::from_secs(3600 * 24 * 365))
+            .unwrap_or_else(Instant::now);
+        assert!(seconds_since_start(before) >= 0.0);
     }
 
     #[test]

@@ -1,22 +1,35 @@
 //! Filesystem collector: size, free space, inodes, and how fast each mounted
 //! filesystem is filling, with the time until it is full.
 //!
-//! Reads the mount table (`PROCFS/self/mountinfo`, or init's when
-//! `--path.rootfs` is not `/`) and calls statvfs on every mount not excluded by
+//! Reads the host's mount table (see [`crate::host::mounts`]) and calls
+//! statvfs on every mount not excluded by
 //! `--collector.filesystem.mount-points-exclude` / `fs-types-exclude`. tmpfs is
-//! kept on purpose: a full /run takes nodes down too.
+//! kept on purpose: a full /run takes nodes down too. Network and FUSE
+//! filesystems ([`KEPT_FS_TYPES`]) under kubelet pod volumes and Docker
+//! volumes ([`KEPT_PATHS`]) are kept even where the mountpoint exclude matches:
+//! a hung NFS PV is exactly what must show. Like every mount they count
+//! against `--collector.filesystem.max-mounts`, which drops the deepest paths
+//! first (and counts them in `sentinel_series_dropped_total`).
 //!
-//! A statvfs on a hung NFS or FUSE mount blocks in the kernel. Each one runs on
-//! its own thread under `--collector.filesystem.stat-timeout` (see
-//! `crate::statfs`); a mount that does not answer reports
-//! `sentinel_filesystem_stat_hung=1` and no other series this round, while the
-//! other mounts keep updating. It is not stat'ed again until the stuck call returns.
+//! Hung mounts (F20, F21, F23, F25). The mountinfo read and every statvfs run
+//! offloaded (see [`crate::host::statfs`]), each statvfs keyed by the mount's
+//! identity (mount ID and mountpoint). All mounts are stat'ed at once, and the
+//! round waits at most `--collector.filesystem.stat-timeout` (and never past
+//! its share of the scheduler's budget). A mount that has not answered by then
+//! reports `sentinel_filesystem_stat_hung=1` and no other series this round,
+//! while every other mount publishes as usual: the round itself does not fail.
+//! A mount whose call is still stuck from an earlier round answers "hung" at
+//! once, starting no thread. A new mount at the path of a lazily unmounted hung
+//! one has a new mount ID: it is stat'ed afresh and starts a fresh history. If
+//! the mountinfo read itself hangs or fails, the last table read is used; the
+//! round fails only when no table was ever read.
 //!
 //! Fill rate is the Theil–Sen slope of used bytes (size − free) over
-//! `--collector.filesystem.trend-window`, reported once a tenth of the window is
-//! covered; until then the rate and time-to-full series are absent. Time until
-//! full is avail / rate while filling, +Inf otherwise. A change of size (resize,
-//! remount) restarts the window.
+//! `--collector.filesystem.trend-window`, on the monotonic clock (a wall-clock
+//! step does not reset it), reported once a tenth of the window is covered;
+//! until then the rate and time-to-full series are absent. Time until full is
+//! avail / rate while filling, +Inf otherwise. A change of size (resize) or of
+//! mount identity (remount) restarts the window.
 //!
 //! Privileges: none beyond reading procfs; root sees mounts other users cannot stat.
 
@@ -24,18 +37,26 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use regex::Regex;
 
-use crate::collector::{CollectError, Collection, Collector, unix_now};
+use crate::collector::{CollectError, Collection, Collector, FailureLog};
 use crate::host::Paths;
-use crate::host::mounts::{self, Mount};
+use crate::host::mounts::Mount;
+use crate::host::statfs::{MountKey, StatGuard, StatOutcome, Usage};
 use crate::metrics::{Family, Labels, flag};
-use crate::statfs::{StatGuard, StatOutcome, Usage};
 use crate::trend::{self, Trend};
 use crate::values::{parse_positive_duration, parse_regex};
 
 /// Pseudo filesystems and container-internal mounts: not where a node runs out of space.
 pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str = r"^/(dev/(pts|mqueue|hugepages)|proc|sys|run/credentials/.+|run/containerd/.+|run/docker/netns/.+|run/netns/.+|var/lib/docker/.+|var/lib/containers/storage/.+|var/lib/kubelet/pods/.+)($|/)";
+/// Network and FUSE filesystem types kept under [`KEPT_PATHS`] whatever the
+/// mountpoint exclude says: they are the ones that hang.
+/// (bindfs and other FUSE daemons run by root mount as plain `fuse`.)
+pub const KEPT_FS_TYPES: &str = r"^(nfs4?|cifs|smb3|ceph|glusterfs|fuse|fuse\..+)$";
+/// Where pods' and containers' volumes are mounted (kubelet pod volumes, Docker volumes).
+pub const KEPT_PATHS: &str = r"^/var/lib/(kubelet/pods/[^/]+/volumes/.+|docker/volumes/.+)";
 /// Filesystem types with no space to run out of (tmpfs is deliberately not here).
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|efivarfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|ramfs|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
 
@@ -49,13 +70,13 @@ pub struct Args {
     /// Window of the fill-rate estimate; a rate is reported once a tenth of it is covered.
     #[arg(id = "collector.filesystem.trend-window", long = "collector.filesystem.trend-window", value_name = "DURATION", default_value = "1h", value_parser = parse_positive_duration)]
     pub trend_window: Duration,
-    /// Mountpoints to ignore (regex, unanchored).
+    /// Mountpoints to ignore (regex, unanchored). Network and FUSE filesystems (nfs, nfs4, cifs, smb3, ceph, glusterfs, fuse.*) under /var/lib/kubelet/pods/*/volumes/ and /var/lib/docker/volumes/ are kept even where it matches (exclude them by type if need be); they count against max-mounts.
     #[arg(id = "collector.filesystem.mount-points-exclude", long = "collector.filesystem.mount-points-exclude", value_name = "REGEX", default_value = DEFAULT_MOUNT_POINTS_EXCLUDE, value_parser = parse_regex)]
     pub mount_points_exclude: Regex,
     /// Filesystem types to ignore (regex, unanchored).
     #[arg(id = "collector.filesystem.fs-types-exclude", long = "collector.filesystem.fs-types-exclude", value_name = "REGEX", default_value = DEFAULT_FS_TYPES_EXCLUDE, value_parser = parse_regex)]
     pub fs_types_exclude: Regex,
-    /// A statvfs unanswered this long marks the mount as hung.
+    /// A statvfs unanswered this long marks the mount as hung; every other mount publishes meanwhile. Keep it below the interval for the series of healthy mounts to stay fresh.
     #[arg(id = "collector.filesystem.stat-timeout", long = "collector.filesystem.stat-timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub stat_timeout: Duration,
     /// At most this many mounts are reported; the rest are counted in sentinel_series_dropped_total.
@@ -79,7 +100,15 @@ pub struct FilesystemCollector {
     args: Args,
     paths: Paths,
     guard: StatGuard,
-    history: HashMap<String, History>,
+    /// Keyed by mount identity: a new mount at the same path starts afresh.
+    history: HashMap<MountKey, History>,
+    /// The last mount table read, used while a read hangs or fails.
+    table: Option<Vec<Mount>>,
+    table_failures: FailureLog,
+    /// [`KEPT_FS_TYPES`] and [`KEPT_PATHS`] (None only if they failed to
+    /// compile, which a unit test rules out).
+    kept_types: Option<Regex>,
+    kept_paths: Option<Regex>,
 }
 
 impl FilesystemCollector {
@@ -89,18 +118,31 @@ impl FilesystemCollector {
             paths: paths.clone(),
             guard: StatGuard::new(),
             history: HashMap::new(),
+            table: None,
+            table_failures: FailureLog::default(),
+            kept_types: Regex::new(KEPT_FS_TYPES).ok(),
+            kept_paths: Regex::new(KEPT_PATHS).ok(),
         }
     }
 
+    /// The time one round may wait in all: the scheduler's budget
+    /// (max(interval, 10s)) less room to publish. Within it the mountinfo read
+    /// and then the statvfs calls each wait at most the stat timeout.
+    fn round_budget(&self) -> Duration {
+        self.args.interval.max(Duration::from_secs(10)).mul_f64(0.8)
+    }
+
+    fn excluded(&self, m: &Mount) -> bool {
+        if self.args.fs_types_exclude.is_match(&m.fstype) {
+            return true;
+        }
+        self.args.mount_points_exclude.is_match(&m.mountpoint)
+            && !(matches(&self.kept_types, &m.fstype) && matches(&self.kept_paths, &m.mountpoint))
+    }
+
     /// Mounts to watch, after exclusions and the cap; returns them and how many the cap cut.
-    pub fn select(&self, all: Vec<Mount>) -> (Vec<Mount>, u64) {
-        let mut kept: Vec<Mount> = all
-            .into_iter()
-            .filter(|m| {
-                !self.args.mount_points_exclude.is_match(&m.mountpoint)
-                    && !self.args.fs_types_exclude.is_match(&m.fstype)
-            })
-            .collect();
+    pub fn select(&self, all: &[Mount]) -> (Vec<Mount>, u64) {
+        let mut kept: Vec<Mount> = all.iter().filter(|m| !self.excluded(m)).cloned().collect();
         // Shortest paths first: when the cap bites, / and /var outlive deep bind mounts.
         kept.sort_by(|a, b| {
             a.mountpoint
@@ -229,25 +271,48 @@ impl Collector for FilesystemCollector {
     }
 
     async fn collect(&mut self) -> Result<Collection, CollectError> {
-        let all =
-            mounts::read(&self.paths).map_err(|e| CollectError::new("mountinfo", e.to_string()))?;
-        let (selected, dropped) = self.select(all);
-        let targets: Vec<PathBuf> = selected
+        let deadline = Instant::now() + self.round_budget();
+        let table_wait = self.args.stat_timeout.min(self.round_budget() / 2);
+        match self.guard.mounts(&self.paths, table_wait).await {
+            Ok(table) => {
+                self.table_failures.ok("filesystem");
+                self.table = Some(table);
+            }
+            Err(e) if self.table.is_some() => {
+                self.table_failures.failed(
+                    "filesystem",
+                    "mountinfo",
+                    &format!("{e}; using the last table"),
+                );
+            }
+            Err(e) => return Err(CollectError::new("mountinfo", e.to_string())),
+        }
+        let (selected, dropped) = self.select(self.table.as_deref().unwrap_or_default());
+        let targets: Vec<(MountKey, PathBuf)> = selected
             .iter()
-            .map(|m| self.paths.host(&m.mountpoint))
+            .map(|m| (MountKey::from(m), self.paths.host(&m.mountpoint)))
             .collect();
-        let outcomes = self.guard.stat_all(&targets, self.args.stat_timeout).await;
-        self.guard
-            .retain(|p| targets.iter().any(|t| t.as_path() == p));
-        let mut collection = self.record(unix_now(), &selected, outcomes);
+        // A hung mountinfo read used part of the budget: the stats get what is left.
+        let wait = self
+            .args
+            .stat_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let outcomes = self.guard.stat_all(&targets, wait).await;
+        self.guard.retain(|k| targets.iter().any(|(t, _)| t == k));
+        let mut collection = self.record(trend::now(), &selected, outcomes);
         collection.series_dropped = dropped;
         Ok(collection)
     }
 }
 
+fn matches(re: &Option<Regex>, s: &str) -> bool {
+    re.as_ref().is_some_and(|re| re.is_match(s))
+}
+
 impl FilesystemCollector {
-    /// Turn one round of statvfs outcomes at unix time `now` into families,
-    /// updating the fill-rate history. Pure apart from `self.history`.
+    /// Turn one round of statvfs outcomes at monotonic time `now` (seconds,
+    /// see [`trend::now`]) into families, updating the fill-rate history.
+    /// Pure apart from `self.history`.
     pub fn record(
         &mut self,
         now: f64,
@@ -274,7 +339,7 @@ impl FilesystemCollector {
             };
             let history = self
                 .history
-                .entry(mount.mountpoint.clone())
+                .entry(MountKey::from(mount))
                 .or_insert_with(|| History {
                     size_bytes: usage.size_bytes,
                     used_bytes: Trend::new(window),
@@ -289,8 +354,11 @@ impl FilesystemCollector {
             history.used_files.push(now, usage.used_files() as f64);
             families.add_usage(&labels, mount, &usage, history);
         }
-        self.history
-            .retain(|mountpoint, _| selected.iter().any(|m| &m.mountpoint == mountpoint));
+        self.history.retain(|key, _| {
+            selected
+                .iter()
+                .any(|m| m.id == key.id && m.mountpoint == key.mountpoint)
+        });
         Collection::new(families.into_vec())
     }
 }
@@ -323,6 +391,12 @@ mod tests {
     }
 
     #[test]
+    fn fixed_regexes_compile() {
+        assert!(Regex::new(KEPT_FS_TYPES).is_ok());
+        assert!(Regex::new(KEPT_PATHS).is_ok());
+    }
+
+    #[test]
     fn default_exclusions_keep_real_and_tmpfs_mounts() {
         let c = FilesystemCollector::new(&args(&[]), &Paths::default());
         let all = vec![
@@ -339,10 +413,97 @@ mod tests {
             mount("/var/lib/kubelet/pods/uid/volumes/x", "tmpfs"),
             mount("/run/docker/netns/abc", "nsfs"),
         ];
-        let (kept, dropped) = c.select(all);
+        let (kept, dropped) = c.select(&all);
         let names: Vec<&str> = kept.iter().map(|m| m.mountpoint.as_str()).collect();
         assert_eq!(names, ["/", "/run", "/dev/shm", "/boot/efi", "/mnt/fuse"]);
         assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn network_and_fuse_volumes_under_kubelet_and_docker_are_kept() {
+        let c = FilesystemCollector::new(&args(&[]), &Paths::default());
+        let pv = "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/pv1/mount";
+        let all = vec![
+            mount(pv, "nfs4"),
+            mount(
+                "/var/lib/kubelet/pods/u2/volumes/kubernetes.io~nfs/data",
+                "nfs",
+            ),
+            mount(
+                "/var/lib/kubelet/pods/u3/volumes/kubernetes.io~csi/s/mount",
+                "cifs",
+            ),
+            mount(
+                "/var/lib/kubelet/pods/u4/volumes/kubernetes.io~csi/c/mount",
+                "ceph",
+            ),
+            mount(
+                "/var/lib/kubelet/pods/u5/volumes/kubernetes.io~csi/f/mount",
+                "fuse.s3fs",
+            ),
+            mount(
+                "/var/lib/kubelet/pods/u6/volumes/kubernetes.io~csi/b/mount",
+                "fuse",
+            ),
+            mount("/var/lib/docker/volumes/shared/_data", "nfs4"),
+            mount("/var/lib/docker/volumes/g/_data", "glusterfs"),
+            mount("/var/lib/docker/volumes/smb/_data", "smb3"),
+            // Local pseudo and container-internal mounts there stay out.
+            mount(
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~projected/t",
+                "tmpfs",
+            ),
+            mount("/var/lib/kubelet/pods/u1/volume-subpaths/v/c/0", "ext4"),
+            mount(
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/e",
+                "ext4",
+            ),
+            mount("/var/lib/docker/overlay2/abc/merged", "overlay"),
+            mount("/var/lib/docker/volumes/local/_data", "ext4"),
+            mount("/var/lib/docker/containers/abc/mounts/shm", "tmpfs"),
+            mount(
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/x/mount",
+                "fusectl",
+            ),
+            // Outside those paths, a network type under an excluded path stays out.
+            mount("/var/lib/containers/storage/x", "nfs4"),
+            mount("/run/netns/x", "nfs4"),
+        ];
+        let (kept, dropped) = c.select(&all);
+        let mut names: Vec<&str> = kept.iter().map(|m| m.mountpoint.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "/var/lib/docker/volumes/g/_data",
+                "/var/lib/docker/volumes/shared/_data",
+                "/var/lib/docker/volumes/smb/_data",
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/pv1/mount",
+                "/var/lib/kubelet/pods/u2/volumes/kubernetes.io~nfs/data",
+                "/var/lib/kubelet/pods/u3/volumes/kubernetes.io~csi/s/mount",
+                "/var/lib/kubelet/pods/u4/volumes/kubernetes.io~csi/c/mount",
+                "/var/lib/kubelet/pods/u5/volumes/kubernetes.io~csi/f/mount",
+                "/var/lib/kubelet/pods/u6/volumes/kubernetes.io~csi/b/mount",
+            ]
+        );
+        assert_eq!(dropped, 0);
+        // They count against the cap, and go first: / outlives them.
+        let c = FilesystemCollector::new(
+            &args(&["--collector.filesystem.max-mounts=2"]),
+            &Paths::default(),
+        );
+        let mut all = all;
+        all.push(mount("/", "ext4"));
+        let (kept, dropped) = c.select(&all);
+        assert_eq!(kept[0].mountpoint, "/");
+        assert_eq!((kept.len(), dropped), (2, 8));
+        // Excluding the type drops them.
+        let c = FilesystemCollector::new(
+            &args(&["--collector.filesystem.fs-types-exclude=^(nfs4?|fuse\\..+)$"]),
+            &Paths::default(),
+        );
+        let (kept, _) = c.select(&[mount(pv, "nfs4")]);
+        assert!(kept.is_empty());
     }
 
     #[test]
@@ -351,7 +512,7 @@ mod tests {
             &args(&["--collector.filesystem.max-mounts=2"]),
             &Paths::default(),
         );
-        let (kept, dropped) = c.select(vec![
+        let (kept, dropped) = c.select(&[
             mount("/a/b/c", "ext4"),
             mount("/", "ext4"),
             mount("/var", "ext4"),
@@ -371,7 +532,7 @@ mod tests {
             ]),
             &Paths::default(),
         );
-        let (kept, _) = c.select(vec![
+        let (kept, _) = c.select(&[
             mount("/data/x", "ext4"),
             mount("/srv", "xfs"),
             mount("/proc", "proc"),
@@ -400,6 +561,52 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_new_mount_at_the_same_path_starts_a_fresh_history() {
+        let mut c = FilesystemCollector::new(
+            &args(&["--collector.filesystem.trend-window=100s"]),
+            &Paths::default(),
+        );
+        let usage = |used: u64| Usage {
+            size_bytes: 1 << 30,
+            free_bytes: (1 << 30) - used,
+            avail_bytes: (1 << 30) - used,
+            files: 100,
+            files_free: 50,
+        };
+        let old = Mount {
+            id: 40,
+            ..mount("/mnt/data", "fuse.bindfs")
+        };
+        let new = Mount {
+            id: 41,
+            ..mount("/mnt/data", "tmpfs")
+        };
+        let mut text = String::new();
+        for i in 0..20u64 {
+            let round = c.record(
+                i as f64,
+                std::slice::from_ref(&old),
+                vec![StatOutcome::Ok(usage(i << 20))],
+            );
+            text = crate::metrics::render(&round.families);
+        }
+        assert!(
+            text.contains("sentinel_filesystem_fill_rate_bytes_per_second{"),
+            "{text}"
+        );
+        // The old mount hangs, is lazily unmounted, and a new one takes its path.
+        c.record(20.0, &[old], vec![StatOutcome::Hung]);
+        let round = c.record(21.0, &[new], vec![StatOutcome::Ok(usage(0))]);
+        let text = crate::metrics::render(&round.families);
+        assert!(text.contains("sentinel_filesystem_stat_hung{device=\"dev\",fstype=\"tmpfs\",mountpoint=\"/mnt/data\"} 0"), "{text}");
+        assert!(
+            !text.contains("fill_rate_bytes_per_second{"),
+            "fresh window: {text}"
+        );
+        assert_eq!(c.history.len(), 1);
+    }
+
     /// The whole output for a fixed mount table and fixed statvfs answers over
     /// time, compared with a golden file. `UPDATE_GOLDEN=1 cargo test` rewrites it;
     /// review the diff.
@@ -412,7 +619,7 @@ mod tests {
             &args(&["--collector.filesystem.trend-window=100s"]),
             &Paths::default(),
         );
-        let (selected, dropped) = c.select(mounts::parse(&mountinfo).unwrap());
+        let (selected, dropped) = c.select(&crate::host::mounts::parse(&mountinfo).unwrap());
         assert_eq!(dropped, 0);
         const GIB: u64 = 1 << 30;
         let usage = |free: u64, files_free: u64, size: u64| Usage {

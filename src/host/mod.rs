@@ -6,5 +6,6 @@
 pub mod mounts;
 pub mod offload;
 pub mod paths;
+pub mod statfs;
 
 pub use paths::Paths;

@@ -51,9 +51,9 @@
 //!   See `walk.rs`.
 //!
 //! **Hung mounts** (F24, F25). Every blocking call runs offloaded
-//! (`host::offload`): the mountinfo read, each group's walk (one key per
-//! group: at most one walk, and one stuck thread, per group) and the statvfs
-//! calls. The groups are walked concurrently and independently. Each round
+//! (`host::offload`): each group's walk (one key per group: at most one walk,
+//! and one stuck thread, per group), and through `host::statfs` the mountinfo
+//! read and the statvfs calls (keyed by mount identity). The groups are walked concurrently and independently. Each round
 //! waits for the walks up to ~half the interval; a walk answering later
 //! leaves its result for the next round, so a slow tree is one round late,
 //! never lost. A walk stops itself at its deadline (half the scheduler's
@@ -80,8 +80,8 @@ use crate::collector::{CollectError, Collection, Collector, FailureLog};
 use crate::host::Paths;
 use crate::host::mounts::{self, Mount};
 use crate::host::offload::{Offload, Outcome};
+use crate::host::statfs::{MountKey, StatGuard, StatOutcome};
 use crate::metrics::{Family, Labels, flag};
-use crate::statfs::{StatGuard, StatOutcome};
 use crate::trend;
 use crate::values::parse_positive_duration;
 
@@ -184,21 +184,14 @@ struct Table {
     mountpoints: Arc<Mountpoints>,
 }
 
-/// What the collector's offloaded calls are about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Call {
-    Table,
-    /// The walk of the group at this index.
-    Walk(usize),
-}
-
 pub struct LogsCollector {
     groups: Vec<Group>,
     paths: Paths,
     top_files: usize,
     max_files: usize,
     interval: Duration,
-    offload: Offload<Call>,
+    /// The groups' walks, keyed by group index.
+    walks: Offload<usize>,
     table: Option<Table>,
     table_unreadable: bool,
     table_failures: FailureLog,
@@ -242,7 +235,7 @@ impl LogsCollector {
             top_files: args.top_files,
             max_files: args.max_files as usize,
             interval: args.interval,
-            offload: Offload::new("logs-walk"),
+            walks: Offload::new("logs-walk"),
             table: None,
             table_unreadable: false,
             table_failures: FailureLog::default(),
@@ -258,13 +251,8 @@ impl LogsCollector {
 
     /// The mount table, offloaded (F25); on failure the last one read is kept.
     async fn refresh_table(&mut self, timeout: Duration) {
-        let paths = self.paths.clone();
-        let read = self
-            .offload
-            .run(Call::Table, timeout, move || mounts::read(&paths))
-            .await;
-        let error = match read {
-            Outcome::Done(Ok(mounts)) => {
+        let error = match self.statvfs.mounts(&self.paths, timeout).await {
+            Ok(mounts) => {
                 let mountpoints = Mountpoints::new(
                     mounts
                         .iter()
@@ -280,11 +268,7 @@ impl LogsCollector {
                 self.table_failures.ok("logs");
                 return;
             }
-            Outcome::Done(Err(e)) => e.to_string(),
-            Outcome::TimedOut | Outcome::Busy => {
-                "the mountinfo read did not answer (stuck on the mount table)".to_string()
-            }
-            Outcome::Failed(e) => format!("mountinfo read: {e}"),
+            Err(e) => e.to_string(),
         };
         self.table_unreadable = true;
         let detail = if self.table.is_some() {
@@ -336,7 +320,7 @@ impl LogsCollector {
                     m.running_since = None;
                 }
             };
-            self.offload.run(Call::Walk(i), timeout, walk)
+            self.walks.run(i, timeout, walk)
         });
         let outcomes = futures_util::future::join_all(walks).await;
         for (group, outcome) in self.groups.iter().zip(outcomes) {
@@ -468,7 +452,7 @@ impl LogsCollector {
     async fn filesystems(&mut self, timeout: Duration) -> GroupFilesystems {
         let mounts: &[Mount] = self.table.as_ref().map_or(&[], |t| &t.mounts);
         let mut per_group = Vec::new();
-        let mut wanted: Vec<PathBuf> = Vec::new();
+        let mut wanted: Vec<(MountKey, PathBuf)> = Vec::new();
         for group in &self.groups {
             let mut fs = Vec::new();
             for (dev, sample_path, growth) in group.state.growth_by_dev() {
@@ -476,8 +460,8 @@ impl LogsCollector {
                     .or_else(|| mounts::mount_for(mounts, Path::new(&sample_path)));
                 if let Some(m) = mount {
                     let local = self.paths.host(&m.mountpoint);
-                    if !wanted.contains(&local) {
-                        wanted.push(local.clone());
+                    if !wanted.iter().any(|(_, p)| p == &local) {
+                        wanted.push((MountKey::from(m), local.clone()));
                     }
                     fs.push((m.mountpoint.clone(), local, growth));
                 }
@@ -488,7 +472,7 @@ impl LogsCollector {
         let avail: HashMap<&PathBuf, u64> = wanted
             .iter()
             .zip(outcomes)
-            .filter_map(|(p, o)| match o {
+            .filter_map(|((_, p), o)| match o {
                 StatOutcome::Ok(u) => Some((p, u.avail_bytes)),
                 StatOutcome::Hung | StatOutcome::Failed(_) => None,
             })
@@ -511,8 +495,7 @@ impl LogsCollector {
                 merged.into_iter().map(|(mp, (a, g))| (mp, a, g)).collect()
             })
             .collect();
-        let keep = wanted.clone();
-        self.statvfs.retain(|p| keep.iter().any(|k| k == p));
+        self.statvfs.retain(|k| wanted.iter().any(|(w, _)| w == k));
         result
     }
 

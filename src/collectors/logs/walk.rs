@@ -83,7 +83,7 @@ pub struct Scan {
     pub skipped: HashMap<Skip, u64>,
     /// The walk stopped at its deadline; `files` is incomplete.
     pub timed_out: bool,
-    /// Unix time at the end of the walk (the files' sizes are as of then).
+    /// Monotonic time (`trend::now`) at the end of the walk: the files' sizes are as of then.
     pub t: f64,
 }
 
@@ -140,7 +140,7 @@ pub fn scan_group(globs: &[Glob], rootfs: &Path, mounts: &Mountpoints, limits: &
             break;
         }
     }
-    w.scan.t = crate::collector::unix_now();
+    w.scan.t = crate::trend::now();
     w.scan
 }
 

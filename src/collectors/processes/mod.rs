@@ -38,24 +38,25 @@
 //! - Labelled families keep the top `--collector.processes.series-limit`
 //!   series (by count, age or bytes); the rest are counted in
 //!   `sentinel_series_dropped_total{collector="processes"}`.
-//! - The blocking work runs on two worker threads (stat pass, fd walk), each
-//!   single-flight under a timeout, so a read stuck in the kernel stalls
-//!   neither the async runtime nor the other worker.
+//! - The blocking work runs offloaded ([`crate::host::offload`]) under two
+//!   keys (stat pass, fd walk), each single-flight under a timeout, so a read
+//!   stuck in the kernel stalls neither the async runtime nor the other, and
+//!   leaves at most one stuck thread each.
 
 pub mod deleted;
 pub mod scan;
-pub mod worker;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::collector::{CollectError, Collection, Collector, FailureLog};
 use crate::host::Paths;
+use crate::host::offload::{self, Offload};
 use crate::metrics::{Family, Labels, flag};
 use crate::values::{parse_duration, parse_positive_duration};
 
 use deleted::{Outcome, Walker};
-use scan::{ScanError, Summary};
-use worker::{CallError, Worker};
+use scan::Summary;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Collector: processes")]
@@ -75,8 +76,9 @@ pub struct Args {
     pub deleted_files_budget: Duration,
 }
 
-type ScanWorker = Worker<(), Result<Summary, ScanError>>;
-type WalkWorker = Worker<(), Outcome>;
+/// The offload keys: one stuck thread at most for each.
+const SCAN: &str = "proc-scan";
+const WALK: &str = "proc-fd-walk";
 
 /// Samples /proc on its own worker threads; see the module docs.
 pub struct ProcessesCollector {
@@ -86,8 +88,10 @@ pub struct ProcessesCollector {
     deleted_budget: Duration,
     /// Longest wait for a worker's answer, under the scheduler's round budget.
     timeout: Duration,
-    scanner: Option<ScanWorker>,
-    walker: Option<WalkWorker>,
+    offload: Offload<&'static str>,
+    /// The walk's state between rounds (a sweep in progress); only the call
+    /// under the WALK key touches it, one at a time.
+    walker: Option<Arc<Mutex<Walker>>>,
     /// The latest walk answer, kept while the walker is busy or stuck.
     last_walk: Option<Outcome>,
     walk_failures: FailureLog,
@@ -104,32 +108,22 @@ impl ProcessesCollector {
             // A walk must leave room in the round for its answer to arrive.
             deleted_budget: args.deleted_files_budget.min(timeout / 2),
             timeout,
-            scanner: None,
+            offload: Offload::new("processes"),
             walker: None,
             last_walk: None,
             walk_failures: FailureLog::default(),
         }
     }
 
-    /// Start the worker threads on first use (and again if starting failed).
-    fn ensure_workers(&mut self) -> Result<(), CollectError> {
-        if self.scanner.is_none() {
-            let procfs = self.paths.procfs.clone();
-            let w = Worker::spawn("proc-scan", (), move |_: &mut (), ()| scan::scan(&procfs))
-                .map_err(|e| CollectError::new("thread", format!("cannot start a thread: {e}")))?;
-            self.scanner = Some(w);
-        }
+    /// Set up the walk's state on first use (and afresh after a panic).
+    fn ensure_walker(&mut self) {
         if self.walker.is_none() && !self.deleted_budget.is_zero() {
-            let walker = Walker::new(
+            self.walker = Some(Arc::new(Mutex::new(Walker::new(
                 self.paths.clone(),
                 self.deleted_interval,
                 self.deleted_budget,
-            );
-            let w = Worker::spawn("proc-fd-walk", walker, |w: &mut Walker, ()| w.round())
-                .map_err(|e| CollectError::new("thread", format!("cannot start a thread: {e}")))?;
-            self.walker = Some(w);
+            ))));
         }
-        Ok(())
     }
 }
 
@@ -139,17 +133,18 @@ impl Collector for ProcessesCollector {
     }
 
     async fn collect(&mut self) -> Result<Collection, CollectError> {
-        self.ensure_workers()?;
+        self.ensure_walker();
         let timeout = self.timeout;
-        let scan_call = async {
-            match &self.scanner {
-                Some(w) => w.call((), timeout).await,
-                None => Err(CallError::Gone),
-            }
-        };
+        let procfs = self.paths.procfs.clone();
+        let scan_call = self.offload.run(SCAN, timeout, move || scan::scan(&procfs));
         let walk_call = async {
             match &self.walker {
-                Some(w) => Some(w.call((), timeout).await),
+                Some(w) => {
+                    let w = w.clone();
+                    // A poisoned lock means the last walk panicked: start over.
+                    let walk = move || w.lock().map(|mut w| w.round()).ok();
+                    Some(self.offload.run(WALK, timeout, walk).await)
+                }
                 None => None,
             }
         };
@@ -157,7 +152,7 @@ impl Collector for ProcessesCollector {
 
         let walk = match walked {
             None => None,
-            Some(Ok(outcome)) => {
+            Some(offload::Outcome::Done(Some(outcome))) => {
                 if outcome.failed {
                     self.walk_failures.failed(
                         "processes",
@@ -171,15 +166,25 @@ impl Collector for ProcessesCollector {
                 self.last_walk = Some(outcome.clone());
                 Some(outcome)
             }
-            Some(Err(e)) => {
-                if e == CallError::Gone {
-                    // A panicked walker: start a fresh one (and sweep) next round.
+            Some(other) => {
+                let why = match other {
+                    offload::Outcome::TimedOut => "no answer within the timeout".to_string(),
+                    offload::Outcome::Busy => "the previous walk is still running".to_string(),
+                    offload::Outcome::Failed(ref e) => e.to_string(),
+                    offload::Outcome::Done(_) => "the previous walk panicked".to_string(),
+                };
+                if matches!(
+                    other,
+                    offload::Outcome::Failed(offload::OffloadError::Panicked)
+                        | offload::Outcome::Done(None)
+                ) {
+                    // A panicked walk: start a fresh one (and sweep) next round.
                     self.walker = None;
                 }
                 self.walk_failures.failed(
                     "processes",
                     "fd_walk_stuck",
-                    &format!("deleted-files walk: {e}"),
+                    &format!("deleted-files walk: {why}"),
                 );
                 // Keep the last complete sweep; flag that the walk is not keeping up.
                 let mut kept = self.last_walk.clone().unwrap_or_default();
@@ -190,14 +195,25 @@ impl Collector for ProcessesCollector {
         };
 
         let summary = match scanned {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(CollectError::new(e.kind(), e.to_string())),
-            Err(CallError::Gone) => {
-                // A panicked worker: start a fresh one next round.
-                self.scanner = None;
-                return Err(CollectError::new("thread", "the /proc scan thread is gone"));
+            offload::Outcome::Done(Ok(s)) => s,
+            offload::Outcome::Done(Err(e)) => {
+                return Err(CollectError::new(e.kind(), e.to_string()));
             }
-            Err(e) => return Err(CollectError::new("stuck", format!("/proc scan: {e}"))),
+            offload::Outcome::Failed(e) => {
+                return Err(CollectError::new("thread", format!("/proc scan: {e}")));
+            }
+            offload::Outcome::TimedOut => {
+                return Err(CollectError::new(
+                    "stuck",
+                    "/proc scan: no answer within the timeout",
+                ));
+            }
+            offload::Outcome::Busy => {
+                return Err(CollectError::new(
+                    "stuck",
+                    "/proc scan: the previous scan is still running",
+                ));
+            }
         };
         Ok(build(&summary, walk.as_ref(), self.series_limit))
     }
