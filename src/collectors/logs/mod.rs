@@ -642,6 +642,102 @@ mod tests {
         assert_eq!(c.groups[0].spec.globs.len(), 2);
     }
 
+    /// The value of `name`'s series with exactly these labels.
+    fn value(families: &[Family], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let family = families.iter().find(|f| f.name == name)?;
+        family.samples.iter().find_map(|s| {
+            let same = s.labels.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v));
+            match (&s.value, same) {
+                (crate::metrics::Value::Number(n), true) => Some(*n),
+                _ => None,
+            }
+        })
+    }
+
+    fn scratch(tag: &str, files: usize) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "sentinel-logs-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..files {
+            std::fs::write(dir.join(format!("{i}.log")), b"line\n").unwrap();
+        }
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_walk_answering_after_the_round_is_used_the_next_round() {
+        // A 1 ms interval leaves the walks 0.5 ms: most answer after their
+        // round has stopped waiting, and their result must still arrive.
+        let dir = scratch("late", 300);
+        let group = format!("late={}/*.log", dir.display());
+        let cli = Cli::try_parse_from([
+            "x",
+            "--collector.logs.interval=1ms",
+            &format!("--collector.logs.path={group}"),
+        ])
+        .unwrap();
+        let mut c = LogsCollector::new(&cli.logs, &Paths::default());
+        let mut files = None;
+        for _ in 0..2000 {
+            let round = c.collect().await.unwrap();
+            files = value(&round.families, "sentinel_log_files", &[("group", "late")]);
+            if files == Some(300.0) {
+                assert_eq!(
+                    value(
+                        &round.families,
+                        "sentinel_log_walk_hung",
+                        &[("group", "late")]
+                    ),
+                    Some(0.0)
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(files, Some(300.0));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_mount_table_is_reported_and_the_round_succeeds() {
+        let dir = scratch("notable", 2);
+        let group = format!("app={}/*.log", dir.display());
+        let cli = Cli::try_parse_from(["x", &format!("--collector.logs.path={group}")]).unwrap();
+        let paths = Paths {
+            procfs: dir.join("no-procfs"),
+            ..Paths::default()
+        };
+        let mut c = LogsCollector::new(&cli.logs, &paths);
+        let round = c.collect().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            value(&round.families, "sentinel_log_mount_table_unreadable", &[]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&round.families, "sentinel_log_files", &[("group", "app")]),
+            Some(2.0)
+        );
+        let readable = LogsCollector::new(&cli.logs, &Paths::default())
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            value(
+                &readable.families,
+                "sentinel_log_mount_table_unreadable",
+                &[]
+            ),
+            Some(0.0)
+        );
+    }
+
     #[test]
     fn bad_values_name_the_flag() {
         for bad in [
