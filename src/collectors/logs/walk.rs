@@ -8,8 +8,10 @@
 //! call touches it, so a hung NFS or FUSE mount under `/var/log` never blocks
 //! the `/var/log/**` walk, and a bind mount of the same filesystem is not
 //! walked twice) and with the same `st_dev` (for mounts the table does not
-//! show). The parts of a glob spelled out literally may cross: a glob that
-//! starts on a mount walks it. What was left out counts as `mountpoint`.
+//! show, or reached through a symlinked path the table does not name; a bind
+//! mount of the same filesystem then goes unnoticed). The parts of a glob
+//! spelled out literally may cross: a glob that starts on a mount walks it.
+//! What was left out counts as `mountpoint`.
 //!
 //! The one file opened is a Docker container's `config.v2.json`, and only
 //! after `stat` says it is a regular file (a FIFO of that name would block).
