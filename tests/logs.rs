@@ -855,8 +855,10 @@ fn a_hung_mount_in_one_group_leaves_the_other_groups_updating() {
         "hung after {:?}; longest gap between rounds {max_gap:.2} s",
         stopped.elapsed()
     );
-    // Interval 1 s: the healthy groups missed no more than a round or so.
-    assert!(max_gap < 3.0, "rounds stalled for {max_gap} s");
+    // Interval 1 s: the round that meets the hang waits at most 0.8 s for it,
+    // so successes stay about a second apart (slack for a loaded machine; a
+    // walk deadline is 5 s).
+    assert!(max_gap < 4.0, "rounds stalled for {max_gap} s");
     assert!(written("journal") > journal_then, "{}", m.text);
     assert!(written("varlog") > varlog_then, "{}", m.text);
     assert_eq!(
