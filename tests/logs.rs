@@ -654,3 +654,368 @@ fn docker_json_logs_carry_the_container_name_even_while_the_daemon_hangs() {
     drop(fresh);
     drop(daemon);
 }
+
+/// A bindfs (FUSE) mount of `src` at `mnt`. On drop: SIGCONT first, so
+/// nothing stays hung, then unmount and stop the daemon.
+struct Bindfs {
+    child: Child,
+    mnt: PathBuf,
+}
+
+impl Bindfs {
+    fn mount(src: &Path, mnt: &Path) -> Bindfs {
+        let child = Command::new("bindfs")
+            .arg("-f")
+            .arg(src)
+            .arg(mnt)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("bindfs");
+        let fuse = Bindfs {
+            child,
+            mnt: mnt.to_path_buf(),
+        };
+        common::wait_until(Duration::from_secs(10), "bindfs mounted", || {
+            mounted(mnt).then_some(())
+        });
+        fuse
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        common::signal(self.child.id(), sig);
+    }
+}
+
+impl Drop for Bindfs {
+    fn drop(&mut self) {
+        self.signal(rustix::process::Signal::CONT);
+        for _ in 0..50 {
+            let ok = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mnt)
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok || !mounted(&self.mnt) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A kernel mount (bind or tmpfs) at `.0`, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn new(args: &[&str], at: &Path) -> Mounted {
+        let mut all = args.to_vec();
+        all.push(path_str(at));
+        common::run("mount", &all);
+        Mounted(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let ok = Command::new("umount")
+                .arg(&self.0)
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok || !mounted(&self.0) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn mounted(mnt: &Path) -> bool {
+    let table = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = format!(" {} ", mnt.display());
+    table.lines().any(|l| l.contains(&want))
+}
+
+fn group_value(m: &Metrics, name: &str, group: &str) -> Option<f64> {
+    m.get(name, &[("group", group)])
+}
+
+fn skipped_mountpoints(m: &Metrics, group: &str) -> Option<f64> {
+    m.get(
+        "sentinel_log_skipped_entries",
+        &[("group", group), ("reason", "mountpoint")],
+    )
+}
+
+#[test]
+fn a_hung_mount_in_one_group_leaves_the_other_groups_updating() {
+    if !common::require_root()
+        || common::require("bindfs").is_none()
+        || common::require("fusermount3").is_none()
+    {
+        return;
+    }
+    let dir = TempDir::new("logs-hung");
+    let d = dir.path();
+    let (src, remote) = (d.join("remote-src"), d.join("varlog/remote"));
+    for sub in [&src, &remote, &d.join("journal")] {
+        fs::create_dir_all(sub).unwrap();
+    }
+    fs::write(src.join("r.log"), vec![b'r'; 1000]).unwrap();
+    // Declared after the TempDir: unmounted before the tree is removed.
+    let fuse = Bindfs::mount(&src, &remote);
+    let _syslog = Writer::start(
+        &d.join("varlog/syslog"),
+        64.0 * KIB,
+        Rotate::Never,
+        Duration::ZERO,
+    );
+    let _journal = Writer::start(
+        &d.join("journal/system.journal"),
+        128.0 * KIB,
+        Rotate::Never,
+        Duration::ZERO,
+    );
+    let base = path_str(d);
+    let groups = [
+        format!("varlog={base}/varlog/**/*"),
+        format!("remote={base}/varlog/remote/**/*"),
+        format!("journal={base}/journal/**/*"),
+    ];
+    let exporter = start(&logs_args(&groups, &[]));
+    exporter.wait_for(
+        Duration::from_secs(30),
+        "every group walked; varlog does not cross into the mount",
+        |m| {
+            let files = |g| group_value(m, "sentinel_log_files", g);
+            (files("remote") == Some(1.0)
+                && files("varlog") == Some(1.0)
+                && files("journal") == Some(1.0)
+                && skipped_mountpoints(m, "varlog") == Some(1.0)
+                && skipped_mountpoints(m, "remote") == Some(0.0)
+                && group_value(m, "sentinel_log_walk_hung", "remote") == Some(0.0))
+            .then_some(())
+        },
+    );
+
+    // The remote's daemon stops: any call reaching the mount now blocks.
+    fuse.signal(rustix::process::Signal::STOP);
+    let stopped = Instant::now();
+    let mut hung_since: Option<(Instant, f64, f64)> = None;
+    let (mut last_ts, mut max_gap) = (0f64, 0f64);
+    let m = loop {
+        let m = exporter.metrics();
+        assert_eq!(
+            m.get("sentinel_collector_success", &[("collector", "logs")]),
+            Some(1.0),
+            "{}",
+            m.text
+        );
+        for g in ["varlog", "journal"] {
+            assert_eq!(
+                group_value(&m, "sentinel_log_walk_hung", g),
+                Some(0.0),
+                "{}",
+                m.text
+            );
+        }
+        let ts = m
+            .get(
+                "sentinel_collector_last_success_timestamp_seconds",
+                &[("collector", "logs")],
+            )
+            .unwrap();
+        if ts != last_ts {
+            if last_ts > 0.0 {
+                max_gap = max_gap.max(ts - last_ts);
+            }
+            last_ts = ts;
+        }
+        let written = |g| group_value(&m, "sentinel_log_written_bytes_total", g).unwrap();
+        match hung_since {
+            None if group_value(&m, "sentinel_log_walk_hung", "remote") == Some(1.0) => {
+                hung_since = Some((Instant::now(), written("journal"), written("varlog")));
+            }
+            Some((at, _, _)) if at.elapsed() > Duration::from_secs(5) => break m,
+            _ => {}
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(40),
+            "the remote walk never reported hung\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (_, journal_then, varlog_then) = hung_since.unwrap();
+    let written = |g| group_value(&m, "sentinel_log_written_bytes_total", g).unwrap();
+    eprintln!(
+        "hung after {:?}; longest gap between rounds {max_gap:.2} s",
+        stopped.elapsed()
+    );
+    // Interval 1 s: the round that meets the hang waits at most 0.8 s for it,
+    // so successes stay about a second apart (slack for a loaded machine; a
+    // walk deadline is 5 s).
+    assert!(max_gap < 4.0, "rounds stalled for {max_gap} s");
+    assert!(written("journal") > journal_then, "{}", m.text);
+    assert!(written("varlog") > varlog_then, "{}", m.text);
+    assert_eq!(
+        group_value(&m, "sentinel_log_walk_hung", "remote"),
+        Some(1.0)
+    );
+    // The hung group keeps its last values.
+    assert_eq!(
+        group_value(&m, "sentinel_log_size_bytes", "remote"),
+        Some(1000.0)
+    );
+
+    // The daemon comes back: the remote group walks again and sees new bytes.
+    fuse.signal(rustix::process::Signal::CONT);
+    OpenOptions::new()
+        .append(true)
+        .open(src.join("r.log"))
+        .unwrap()
+        .write_all(&[b'r'; 5000])
+        .unwrap();
+    exporter.wait_for(Duration::from_secs(30), "the remote group recovered", |m| {
+        (group_value(m, "sentinel_log_walk_hung", "remote") == Some(0.0)
+            && group_value(m, "sentinel_log_size_bytes", "remote") == Some(6000.0)
+            && group_value(m, "sentinel_log_walk_timed_out", "remote") == Some(0.0))
+        .then_some(())
+    });
+    drop(exporter);
+    drop(fuse);
+}
+
+#[test]
+fn a_fifo_named_config_v2_json_does_not_block_the_docker_walk() {
+    let dir = TempDir::new("logs-fifo-config");
+    let containers = dir.path().join("containers");
+    let ids = [format!("{:064x}", 0xf1f0), format!("{:064x}", 0xc0de)];
+    for id in &ids {
+        fs::create_dir_all(containers.join(id)).unwrap();
+    }
+    // A FIFO nobody writes to: opening it would block forever.
+    common::run(
+        "mkfifo",
+        &[path_str(&containers.join(&ids[0]).join("config.v2.json"))],
+    );
+    fs::write(
+        containers.join(&ids[1]).join("config.v2.json"),
+        br#"{"ID":"x","Name":"/web-2"}"#,
+    )
+    .unwrap();
+    let logs: Vec<PathBuf> = ids
+        .iter()
+        .map(|id| containers.join(id).join(format!("{id}-json.log")))
+        .collect();
+    let _writers: Vec<Writer> = logs
+        .iter()
+        .map(|p| Writer::start(p, 32.0 * KIB, Rotate::Never, Duration::ZERO))
+        .collect();
+    let glob = format!("docker={}/*/*-json.log", path_str(&containers));
+    let exporter = start(&logs_args(&[glob], &[]));
+    let (fifo_log, named_log) = (path_str(&logs[0]), path_str(&logs[1]));
+    exporter.wait_for(
+        Duration::from_secs(30),
+        "both containers' logs, the named one with its name",
+        |m| {
+            let rate = |path, container| {
+                m.get(
+                    "sentinel_log_file_growth_bytes_per_second",
+                    &[
+                        ("group", "docker"),
+                        ("path", path),
+                        ("container", container),
+                    ],
+                )
+            };
+            (m.get("sentinel_collector_success", &[("collector", "logs")]) == Some(1.0)
+                && group_value(m, "sentinel_log_files", "docker") == Some(2.0)
+                && group_value(m, "sentinel_log_walk_hung", "docker") == Some(0.0)
+                && rate(named_log, "web-2").is_some()
+                && rate(fifo_log, "").is_some())
+            .then_some(())
+        },
+    );
+}
+
+#[test]
+fn wildcards_do_not_cross_into_other_mounts_but_a_glob_starting_on_one_walks_it() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = TempDir::new("logs-xdev");
+    let d = dir.path();
+    let tree = d.join("tree");
+    for sub in ["tree/bound", "tree/tmp", "elsewhere"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    fs::write(tree.join("a.log"), vec![b'a'; 10]).unwrap();
+    fs::write(d.join("elsewhere/b.log"), vec![b'b'; 20]).unwrap();
+    // A bind mount of the same filesystem (same st_dev: only the mount table
+    // tells) and a tmpfs (another st_dev). Declared after the TempDir:
+    // unmounted before the tree is removed.
+    let _bound = Mounted::new(
+        &["--bind", path_str(&d.join("elsewhere"))],
+        &tree.join("bound"),
+    );
+    let _tmp = Mounted::new(
+        &["-t", "tmpfs", "-o", "size=1m", "tmpfs"],
+        &tree.join("tmp"),
+    );
+    fs::write(tree.join("tmp/c.log"), vec![b'c'; 40]).unwrap();
+    let t = path_str(&tree);
+    let groups = [
+        format!("tree={t}/**/*"),
+        format!("bound={t}/bound/**/*"),
+        format!("tmp={t}/tmp/*.log"),
+    ];
+    let exporter = start(&logs_args(&groups, &[]));
+    let m = exporter.wait_for(Duration::from_secs(20), "every group walked", |m| {
+        (["tree", "bound", "tmp"]
+            .iter()
+            .all(|g| group_value(m, "sentinel_log_files", g) == Some(1.0)))
+        .then(|| m.clone())
+    });
+    assert_eq!(
+        group_value(&m, "sentinel_log_size_bytes", "tree"),
+        Some(10.0)
+    );
+    assert_eq!(
+        group_value(&m, "sentinel_log_size_bytes", "bound"),
+        Some(20.0)
+    );
+    assert_eq!(
+        group_value(&m, "sentinel_log_size_bytes", "tmp"),
+        Some(40.0)
+    );
+    assert_eq!(skipped_mountpoints(&m, "tree"), Some(2.0), "{}", m.text);
+    assert_eq!(skipped_mountpoints(&m, "bound"), Some(0.0));
+    assert_eq!(skipped_mountpoints(&m, "tmp"), Some(0.0));
+    assert_eq!(m.get("sentinel_log_mount_table_unreadable", &[]), Some(0.0));
+    drop(exporter);
+
+    // Without a mount table (an empty procfs): the failure is counted, the
+    // round still succeeds, and st_dev alone keeps `**` off the tmpfs. A bind
+    // mount of the same filesystem cannot be told apart then, and is walked.
+    let procfs = d.join("no-procfs");
+    fs::create_dir_all(&procfs).unwrap();
+    let procfs_arg = format!("--path.procfs={}", path_str(&procfs));
+    let exporter = start(&logs_args(&groups[..1], &[&procfs_arg]));
+    let m = exporter.wait_for(Duration::from_secs(20), "a round without a table", |m| {
+        (m.get("sentinel_collector_success", &[("collector", "logs")]) == Some(1.0)
+            && m.has("sentinel_log_files"))
+        .then(|| m.clone())
+    });
+    assert_eq!(
+        m.get("sentinel_log_mount_table_unreadable", &[]),
+        Some(1.0),
+        "{}",
+        m.text
+    );
+    assert_eq!(group_value(&m, "sentinel_log_files", "tree"), Some(2.0));
+    assert_eq!(skipped_mountpoints(&m, "tree"), Some(1.0), "{}", m.text);
+}

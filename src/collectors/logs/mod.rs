@@ -3,12 +3,14 @@
 //!
 //! **Reads**: for each group of `--collector.logs.path GROUP=GLOB`, the
 //! directories the glob names (`read_dir`) and one `lstat` per matched name
-//! (`stat` for a symlink's target), re-rooted under `--path.rootfs`. Files
-//! are never opened, so a FIFO or device matching the glob cannot block the
-//! walk; no tree is summed beyond the glob. Also `PROCFS/{self,1}/mountinfo`,
-//! statvfs of the filesystems the files live on (hang-safe, see `host/statfs.rs`),
-//! and each Docker container's `config.v2.json` (its name; the daemon's own
-//! on-disk state, readable while the daemon hangs).
+//! and per directory a wildcard enters (`stat` for a symlink's target),
+//! re-rooted under `--path.rootfs`. Log files are never opened, so a FIFO or
+//! device matching the glob cannot block the walk; no tree is summed beyond
+//! the glob. Also the host's mount table (`PROCFS/1/mountinfo`, see
+//! `host::mounts`), statvfs of the filesystems the files live on, and each
+//! Docker container's `config.v2.json` (its name; the daemon's own on-disk
+//! state, readable while the daemon hangs; opened only once stat'ed as a
+//! regular file).
 //!
 //! **Exports** (contract in METRICS.md, "logs"):
 //! `sentinel_log_size_bytes{group}`, `sentinel_log_growth_bytes_per_second{group}`,
@@ -19,7 +21,8 @@
 //! and, to see what the walk left out: `sentinel_log_files{group}`,
 //! `sentinel_log_files_dropped{group}` (over `--collector.logs.max-files`,
 //! also added to `sentinel_series_dropped_total`),
-//! `sentinel_log_skipped_entries{group,reason}`, `sentinel_log_walk_timed_out{group}`.
+//! `sentinel_log_skipped_entries{group,reason}`, `sentinel_log_walk_timed_out{group}`,
+//! `sentinel_log_walk_hung{group}`, `sentinel_log_mount_table_unreadable`.
 //!
 //! **Privileges**: read and search permission on the log directories (root
 //! on a real node: /var/log/journal and /var/lib/docker are root-only).
@@ -41,8 +44,28 @@
 //! - At most `--collector.logs.max-files` files per group are stat'ed (names
 //!   sorted per directory, so the same ones every round); the rest are
 //!   counted from readdir alone. Symlinked directories are not followed.
-//! - The walk runs on its own thread, single-flight: a stat stuck on a hung
-//!   mount fails the round ("walk_hung") until it returns, and never piles up.
+//! - Wildcards do not cross mounts (`find -xdev`): a mountpoint under a
+//!   group's tree, say an NFS `/var/log/remote` under `/var/log/**`, is not
+//!   entered, not even stat'ed, and counts as skipped (`reason="mountpoint"`).
+//!   A glob that starts on a mount (`remote=/var/log/remote/**/*`) walks it.
+//!   See `walk.rs`.
+//!
+//! **Hung mounts** (F24, F25). Every blocking call runs offloaded
+//! (`host::offload`): each group's walk (one key per group: at most one walk,
+//! and one stuck thread, per group), and through `host::statfs` the mountinfo
+//! read and the statvfs calls (keyed by mount identity). The groups are walked concurrently and independently. Each round
+//! waits for the walks up to ~half the interval; a walk answering later
+//! leaves its result for the next round, so a slow tree is one round late,
+//! never lost. A walk stops itself at its deadline (half the scheduler's
+//! budget, `sentinel_log_walk_timed_out`); one still running two seconds past
+//! it is stuck in a call (a stat on a hung mount under its glob):
+//! `sentinel_log_walk_hung{group}` is 1 and the group's other series keep the
+//! values of its last complete walk, while every other group updates as
+//! usual. The round itself succeeds. When the call returns, the group's next
+//! walk starts. The mountinfo read waits a fifth of the interval; while it
+//! fails or hangs the last table read is used and
+//! `sentinel_log_mount_table_unreadable` is 1 (F17: with no table at all the
+//! until-full series are absent and only `st_dev` keeps walks on their mount).
 
 mod glob;
 mod track;
@@ -50,22 +73,21 @@ mod walk;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
-use crate::collector::{CollectError, Collection, Collector};
+use crate::collector::{CollectError, Collection, Collector, FailureLog};
 use crate::host::Paths;
-use crate::host::mounts;
+use crate::host::mounts::{self, Mount};
+use crate::host::offload::{Offload, Outcome};
 use crate::host::statfs::{MountKey, StatGuard, StatOutcome};
-use crate::metrics::{Family, Labels};
+use crate::metrics::{Family, Labels, flag};
 use crate::trend;
 use crate::values::parse_positive_duration;
 
 pub use glob::{GroupGlob, parse_group_glob};
 use track::GroupState;
-use walk::{Limits, Scan, Skip};
+use walk::{Limits, Mountpoints, Scan, Skip};
 
 /// The groups used when no `--collector.logs.path` is given (host paths).
 pub const DEFAULT_GROUPS: [&str; 3] = [
@@ -73,6 +95,9 @@ pub const DEFAULT_GROUPS: [&str; 3] = [
     "journal=/var/log/journal/**/*",
     "docker=/var/lib/docker/containers/*/*-json.log",
 ];
+
+/// A walk still running this long past its own deadline is stuck in a call.
+const HUNG_AFTER_DEADLINE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Collector: logs")]
@@ -121,27 +146,56 @@ struct GroupSpec {
     globs: Vec<glob::Glob>,
 }
 
-/// What the walk thread hands back: one scan per group, and container names.
+/// What one walk of a group hands back: its scan and container names.
 #[derive(Debug)]
 struct WalkOutput {
-    scans: Vec<Scan>,
+    scan: Scan,
     names: HashMap<String, (i128, NameRead)>,
+}
+
+/// Where a group's walk leaves its result, whether or not the round that
+/// started it still waits: a walk that answers late is used the next round.
+#[derive(Debug, Default)]
+struct Mailbox {
+    /// When the walk now running started.
+    running_since: Option<Instant>,
+    done: Option<WalkOutput>,
 }
 
 /// A container's name as read from its config.v2.json, with that file's mtime.
 type NameCache = HashMap<String, (i128, Option<String>)>;
 
+/// One group and everything remembered about it.
+struct Group {
+    spec: Arc<GroupSpec>,
+    state: GroupState,
+    /// The latest walk received (also a stopped one), for what it left out.
+    last_scan: Option<Scan>,
+    names: NameCache,
+    mailbox: Arc<Mutex<Mailbox>>,
+    /// Its walk has run past its deadline and not returned.
+    hung: bool,
+    failures: FailureLog,
+}
+
+/// The mount table read last, and its mountpoints as seen from here.
+struct Table {
+    mounts: Vec<Mount>,
+    mountpoints: Arc<Mountpoints>,
+}
+
 pub struct LogsCollector {
-    specs: Arc<Vec<GroupSpec>>,
-    states: Vec<GroupState>,
-    last_scans: Vec<Scan>,
+    groups: Vec<Group>,
     paths: Paths,
     top_files: usize,
     max_files: usize,
     interval: Duration,
-    pending: Option<oneshot::Receiver<WalkOutput>>,
+    /// The groups' walks, keyed by group index.
+    walks: Offload<usize>,
+    table: Option<Table>,
+    table_unreadable: bool,
+    table_failures: FailureLog,
     statvfs: StatGuard,
-    names: NameCache,
 }
 
 impl LogsCollector {
@@ -165,62 +219,123 @@ impl LogsCollector {
             }
         }
         LogsCollector {
-            states: specs
-                .iter()
-                .map(|_| GroupState::new(args.trend_window))
+            groups: specs
+                .into_iter()
+                .map(|spec| Group {
+                    spec: Arc::new(spec),
+                    state: GroupState::new(args.trend_window),
+                    last_scan: None,
+                    names: HashMap::new(),
+                    mailbox: Arc::default(),
+                    hung: false,
+                    failures: FailureLog::default(),
+                })
                 .collect(),
-            last_scans: Vec::new(),
-            specs: Arc::new(specs),
             paths: paths.clone(),
             top_files: args.top_files,
             max_files: args.max_files as usize,
             interval: args.interval,
-            pending: None,
+            walks: Offload::new("logs-walk"),
+            table: None,
+            table_unreadable: false,
+            table_failures: FailureLog::default(),
             statvfs: StatGuard::new(),
-            names: HashMap::new(),
         }
     }
 
-    /// The scheduler's budget for one round, shared out below.
-    fn budget(&self) -> Duration {
-        self.interval.max(Duration::from_secs(10))
+    /// How long a walk may run before it stops itself: half the scheduler's
+    /// budget (max(interval, 10s)), so a big tree gets its time.
+    fn walk_deadline(&self) -> Duration {
+        self.interval.max(Duration::from_secs(10)) / 2
     }
 
-    fn start_walk(&mut self) -> Result<(), CollectError> {
-        let (tx, rx) = oneshot::channel();
-        let specs = self.specs.clone();
-        let rootfs = self.paths.rootfs.clone();
-        let known: HashMap<String, i128> = self
-            .names
-            .iter()
-            .map(|(id, (m, _))| (id.clone(), *m))
-            .collect();
-        let limits = Limits {
-            max_files: self.max_files,
-            // The walk stops itself well inside the round's budget.
-            deadline: Instant::now() + self.budget() / 2,
+    /// The mount table, offloaded (F25); on failure the last one read is kept.
+    async fn refresh_table(&mut self, timeout: Duration) {
+        let error = match self.statvfs.mounts(&self.paths, timeout).await {
+            Ok(mounts) => {
+                let mountpoints = Mountpoints::new(
+                    mounts
+                        .iter()
+                        // The root is every walk's own mount, never one to skip.
+                        .filter(|m| m.mountpoint != "/")
+                        .map(|m| self.paths.host(&m.mountpoint)),
+                );
+                self.table = Some(Table {
+                    mounts,
+                    mountpoints: Arc::new(mountpoints),
+                });
+                self.table_unreadable = false;
+                self.table_failures.ok("logs");
+                return;
+            }
+            Err(e) => e.to_string(),
         };
-        // A detached thread, not spawn_blocking: a stat stuck on a hung mount
-        // would otherwise hold a runtime thread and block shutdown.
-        std::thread::Builder::new()
-            .name("logs-walk".into())
-            .spawn(move || {
-                let scans: Vec<Scan> = specs
-                    .iter()
-                    .map(|s| walk::scan_group(&s.globs, &rootfs, &limits))
-                    .collect();
-                let names = read_names(&scans, &rootfs, &known);
-                let _ = tx.send(WalkOutput { scans, names });
-            })
-            .map_err(|e| {
-                CollectError::new("spawn", format!("cannot start the walk thread: {e}"))
-            })?;
-        self.pending = Some(rx);
-        Ok(())
+        self.table_unreadable = true;
+        let detail = if self.table.is_some() {
+            format!("{error}; using the last table")
+        } else {
+            format!("{error}; no mountpoints known, no until-full series")
+        };
+        self.table_failures.failed("logs", "mountinfo", &detail);
+    }
+
+    /// Start (or find still running) every group's walk, concurrently, and
+    /// wait for them until `until`.
+    async fn walk_all(&self, until: Instant) {
+        let mountpoints = self
+            .table
+            .as_ref()
+            .map(|t| t.mountpoints.clone())
+            .unwrap_or_default();
+        let deadline = self.walk_deadline();
+        let timeout = until.saturating_duration_since(Instant::now());
+        let walks = self.groups.iter().enumerate().map(|(i, group)| {
+            let spec = group.spec.clone();
+            let mailbox = group.mailbox.clone();
+            let rootfs = self.paths.rootfs.clone();
+            let mountpoints = mountpoints.clone();
+            let max_files = self.max_files;
+            let known: HashMap<String, i128> = group
+                .names
+                .iter()
+                .map(|(id, (m, _))| (id.clone(), *m))
+                .collect();
+            let walk = move || {
+                let started = Instant::now();
+                if let Ok(mut m) = mailbox.lock() {
+                    m.running_since = Some(started);
+                }
+                let limits = Limits {
+                    max_files,
+                    deadline: started + deadline,
+                };
+                let scan = walk::scan_group(&spec.globs, &rootfs, &mountpoints, &limits);
+                let names = if scan.timed_out {
+                    HashMap::new()
+                } else {
+                    read_names(&scan, &rootfs, &known)
+                };
+                if let Ok(mut m) = mailbox.lock() {
+                    m.done = Some(WalkOutput { scan, names });
+                    m.running_since = None;
+                }
+            };
+            self.walks.run(i, timeout, walk)
+        });
+        let outcomes = futures_util::future::join_all(walks).await;
+        for (group, outcome) in self.groups.iter().zip(outcomes) {
+            if let Outcome::Failed(e) = outcome
+                && let Ok(mut m) = group.mailbox.lock()
+            {
+                // A panicked walk never cleared its start.
+                m.running_since = None;
+                tracing::warn!(group = group.spec.name, "the walk failed: {e}");
+            }
+        }
     }
 }
 
-/// A container's name as the walk thread found it.
+/// A container's name as the walk found it.
 #[derive(Debug)]
 enum NameRead {
     /// config.v2.json has the mtime the cache knows: keep the cached name.
@@ -233,12 +348,12 @@ enum NameRead {
 /// again only when its mtime changed (`docker rename`). Containers no longer
 /// seen are forgotten by the caller.
 fn read_names(
-    scans: &[Scan],
+    scan: &Scan,
     rootfs: &Path,
     known: &HashMap<String, i128>,
 ) -> HashMap<String, (i128, NameRead)> {
     let mut out = HashMap::new();
-    for f in scans.iter().flat_map(|s| &s.files) {
+    for f in &scan.files {
         let Some(id) = walk::container_id(&f.path) else {
             continue;
         };
@@ -263,49 +378,51 @@ impl Collector for LogsCollector {
     }
 
     async fn collect(&mut self) -> Result<Collection, CollectError> {
-        if self.pending.is_none() {
-            self.start_walk()?;
-        }
-        let budget = self.budget();
-        let Some(rx) = self.pending.as_mut() else {
-            return Err(CollectError::new("spawn", "no walk in flight"));
-        };
-        // If this future is dropped (the scheduler's budget), the receiver
-        // stays in `pending` and the next round waits for the same walk.
-        let mut output = match tokio::time::timeout(budget * 6 / 10, rx).await {
-            Ok(Ok(output)) => {
-                self.pending = None;
-                output
-            }
-            Ok(Err(_)) => {
-                self.pending = None;
-                return Err(CollectError::new(
-                    "walk_failed",
-                    "the file walk ended without a result",
-                ));
-            }
-            Err(_) => {
-                return Err(CollectError::new(
-                    "walk_hung",
-                    "the file walk has not returned (a stat may be stuck on a hung mount)",
-                ));
-            }
-        };
-        let mut series_dropped = 0;
-        for (state, scan) in self.states.iter_mut().zip(output.scans.iter_mut()) {
-            series_dropped += scan.dropped;
-            if scan.timed_out {
-                // An incomplete scan would read as files vanishing: keep the
-                // state as it was and report the timeout.
-                continue;
-            }
-            series_dropped += state.update(scan.t, std::mem::take(&mut scan.files));
-        }
-        self.update_names(output.names);
+        // The round's own share of the interval, split between the three
+        // offloaded steps, so that a call stuck on a hung mount delays the
+        // healthy groups' series by less than one interval.
+        let start = Instant::now();
+        let round = self.interval.mul_f64(0.8);
+        self.refresh_table(round / 5).await;
+        self.walk_all(start + round.mul_f64(0.6)).await;
 
-        let mounts = mounts::read(&self.paths).unwrap_or_default();
-        let fs = self.filesystems(&mounts, budget / 5).await;
-        self.last_scans = output.scans;
+        let hung_after = self.walk_deadline() + HUNG_AFTER_DEADLINE;
+        let mut series_dropped = 0;
+        for group in &mut self.groups {
+            let (done, running_since) = match group.mailbox.lock() {
+                Ok(mut m) => (m.done.take(), m.running_since),
+                Err(_) => (None, None),
+            };
+            group.hung = running_since.is_some_and(|t| t.elapsed() >= hung_after);
+            if group.hung {
+                group.failures.failed(
+                    "logs",
+                    "walk_hung",
+                    &format!(
+                        "the walk of group {} has not returned (a call is stuck, likely on a hung mount under its glob); its series hold the last walk's values",
+                        group.spec.name
+                    ),
+                );
+            }
+            let Some(mut output) = done else {
+                // Still walking: the values of the last walk stand, and what
+                // it dropped was counted when it came.
+                continue;
+            };
+            group.failures.ok("logs");
+            series_dropped += output.scan.dropped;
+            if !output.scan.timed_out {
+                // An incomplete scan would read as files vanishing: the state
+                // is kept as it was and the timeout reported.
+                let files = std::mem::take(&mut output.scan.files);
+                series_dropped += group.state.update(output.scan.t, files);
+                group.update_names(output.names);
+            }
+            group.last_scan = Some(output.scan);
+        }
+
+        let stat_wait = (start + round).saturating_duration_since(Instant::now());
+        let fs = self.filesystems(stat_wait).await;
         let mut collection = Collection::new(self.families(&fs));
         collection.series_dropped = series_dropped;
         Ok(collection)
@@ -315,8 +432,8 @@ impl Collector for LogsCollector {
 /// Per group, per filesystem: (mountpoint, avail bytes, growth of the group there).
 type GroupFilesystems = Vec<Vec<(String, u64, Option<f64>)>>;
 
-impl LogsCollector {
-    /// Replace the name cache with the containers seen this round.
+impl Group {
+    /// Replace the name cache with the containers seen in this walk.
     fn update_names(&mut self, fresh: HashMap<String, (i128, NameRead)>) {
         let mut next = HashMap::new();
         for (id, (mtime, read)) in fresh {
@@ -328,18 +445,17 @@ impl LogsCollector {
         }
         self.names = next;
     }
+}
 
-    /// statvfs (guarded) of each filesystem the groups' files live on.
-    async fn filesystems(
-        &mut self,
-        mounts: &[mounts::Mount],
-        timeout: Duration,
-    ) -> GroupFilesystems {
+impl LogsCollector {
+    /// statvfs (offloaded) of each filesystem the groups' files live on.
+    async fn filesystems(&mut self, timeout: Duration) -> GroupFilesystems {
+        let mounts: &[Mount] = self.table.as_ref().map_or(&[], |t| &t.mounts);
         let mut per_group = Vec::new();
         let mut wanted: Vec<(MountKey, PathBuf)> = Vec::new();
-        for state in &self.states {
+        for group in &self.groups {
             let mut fs = Vec::new();
-            for (dev, sample_path, growth) in state.growth_by_dev() {
+            for (dev, sample_path, growth) in group.state.growth_by_dev() {
                 let mount = mounts::mount_for_dev(mounts, dev)
                     .or_else(|| mounts::mount_for(mounts, Path::new(&sample_path)));
                 if let Some(m) = mount {
@@ -418,26 +534,36 @@ impl LogsCollector {
         );
         let mut skipped = Family::gauge(
             "sentinel_log_skipped_entries",
-            "Matched names left out in the latest walk, by reason: dangling_symlink, not_regular (FIFO, socket, device; never opened), unreadable_dir, stat_failed.",
+            "Matched names left out in the latest walk, by reason: dangling_symlink, not_regular (FIFO, socket, device; never opened), unreadable_dir, stat_failed, mountpoint (another mount reached by a wildcard; not entered).",
         );
         let mut timed_out = Family::gauge(
             "sentinel_log_walk_timed_out",
             "1 if the latest walk of the group stopped at its deadline (the group's values are from the walk before).",
         );
-        for (i, spec) in self.specs.iter().enumerate() {
-            let state = &self.states[i];
+        let mut hung = Family::gauge(
+            "sentinel_log_walk_hung",
+            "1 while the group's walk runs past its deadline without returning: a call is stuck, likely on a hung mount under its glob. The group's other series hold its last walk's values; other groups are not affected.",
+        );
+        let mut table = Family::gauge(
+            "sentinel_log_mount_table_unreadable",
+            "1 if the latest mountinfo read failed or did not answer; the last table read is used (with none, until-full series are absent).",
+        );
+        table.push(Vec::new(), flag(self.table_unreadable));
+        for (i, group) in self.groups.iter().enumerate() {
+            let (spec, state) = (&group.spec, &group.state);
             let g = || -> Labels { vec![("group", spec.name.clone())] };
             size.push(g(), state.size() as f64);
             files.push(g(), state.file_count() as f64);
             rotations.push(g(), state.rotations() as f64);
             written.push(g(), state.written() as f64);
+            hung.push(g(), flag(group.hung));
             if let Some(rate) = state.growth() {
                 growth.push(g(), rate);
             }
             for f in state.top_files(self.top_files) {
                 let mut labels = vec![("group", spec.name.clone()), ("path", f.path.clone())];
                 if let Some(id) = walk::container_id(&f.path) {
-                    let name = self.names.get(id).and_then(|(_, n)| n.clone());
+                    let name = group.names.get(id).and_then(|(_, n)| n.clone());
                     labels.push(("container", name.unwrap_or_default()));
                 }
                 file_growth.push(labels, f.rate);
@@ -453,9 +579,9 @@ impl LogsCollector {
                     );
                 }
             }
-            if let Some(scan) = self.last_scans.get(i) {
+            if let Some(scan) = &group.last_scan {
                 dropped.push(g(), scan.dropped as f64);
-                timed_out.push(g(), crate::metrics::flag(scan.timed_out));
+                timed_out.push(g(), flag(scan.timed_out));
                 for why in Skip::ALL {
                     let n = scan.skipped.get(&why).copied().unwrap_or(0);
                     skipped.push(
@@ -479,6 +605,8 @@ impl LogsCollector {
             dropped,
             skipped,
             timed_out,
+            hung,
+            table,
         ]
     }
 }
@@ -498,7 +626,7 @@ mod tests {
     fn defaults_and_groups() {
         let cli = Cli::try_parse_from(["x"]).unwrap();
         let c = LogsCollector::new(&cli.logs, &Paths::default());
-        let names: Vec<_> = c.specs.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<_> = c.groups.iter().map(|g| g.spec.name.as_str()).collect();
         assert_eq!(names, ["varlog", "journal", "docker"]);
         assert_eq!(c.max_files, 10_000);
 
@@ -510,8 +638,104 @@ mod tests {
         ])
         .unwrap();
         let c = LogsCollector::new(&cli.logs, &Paths::default());
-        assert_eq!(c.specs.len(), 2);
-        assert_eq!(c.specs[0].globs.len(), 2);
+        assert_eq!(c.groups.len(), 2);
+        assert_eq!(c.groups[0].spec.globs.len(), 2);
+    }
+
+    /// The value of `name`'s series with exactly these labels.
+    fn value(families: &[Family], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let family = families.iter().find(|f| f.name == name)?;
+        family.samples.iter().find_map(|s| {
+            let same = s.labels.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v));
+            match (&s.value, same) {
+                (crate::metrics::Value::Number(n), true) => Some(*n),
+                _ => None,
+            }
+        })
+    }
+
+    fn scratch(tag: &str, files: usize) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "sentinel-logs-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..files {
+            std::fs::write(dir.join(format!("{i}.log")), b"line\n").unwrap();
+        }
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_walk_answering_after_the_round_is_used_the_next_round() {
+        // A 1 ms interval leaves the walks 0.5 ms: most answer after their
+        // round has stopped waiting, and their result must still arrive.
+        let dir = scratch("late", 300);
+        let group = format!("late={}/*.log", dir.display());
+        let cli = Cli::try_parse_from([
+            "x",
+            "--collector.logs.interval=1ms",
+            &format!("--collector.logs.path={group}"),
+        ])
+        .unwrap();
+        let mut c = LogsCollector::new(&cli.logs, &Paths::default());
+        let mut files = None;
+        for _ in 0..2000 {
+            let round = c.collect().await.unwrap();
+            files = value(&round.families, "sentinel_log_files", &[("group", "late")]);
+            if files == Some(300.0) {
+                assert_eq!(
+                    value(
+                        &round.families,
+                        "sentinel_log_walk_hung",
+                        &[("group", "late")]
+                    ),
+                    Some(0.0)
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(files, Some(300.0));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_mount_table_is_reported_and_the_round_succeeds() {
+        let dir = scratch("notable", 2);
+        let group = format!("app={}/*.log", dir.display());
+        let cli = Cli::try_parse_from(["x", &format!("--collector.logs.path={group}")]).unwrap();
+        let paths = Paths {
+            procfs: dir.join("no-procfs"),
+            ..Paths::default()
+        };
+        let mut c = LogsCollector::new(&cli.logs, &paths);
+        let round = c.collect().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            value(&round.families, "sentinel_log_mount_table_unreadable", &[]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&round.families, "sentinel_log_files", &[("group", "app")]),
+            Some(2.0)
+        );
+        let readable = LogsCollector::new(&cli.logs, &Paths::default())
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            value(
+                &readable.families,
+                "sentinel_log_mount_table_unreadable",
+                &[]
+            ),
+            Some(0.0)
+        );
     }
 
     #[test]

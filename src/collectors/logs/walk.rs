@@ -1,16 +1,30 @@
 //! The I/O half: expand a group's globs with `read_dir` and one `lstat` per
-//! matched name. Files are never opened (a FIFO would block the walk) and no
-//! directory tree is summed beyond what the glob names.
+//! matched name. Log files are never opened (a FIFO would block the walk) and
+//! no directory tree is summed beyond what the glob names.
 //!
-//! Runs on its own thread (see `mod.rs`), so a stat stuck on a hung mount
-//! never blocks the runtime.
+//! **Mounts are not crossed.** A directory reached by a wildcard (`*`, `?`,
+//! `[..]`, `**`) is entered only if it is on the same mount as the directory
+//! it was listed from: not a mountpoint in the mount table (checked before any
+//! call touches it, so a hung NFS or FUSE mount under `/var/log` never blocks
+//! the `/var/log/**` walk, and a bind mount of the same filesystem is not
+//! walked twice) and with the same `st_dev` (for mounts the table does not
+//! show, or reached through a symlinked path the table does not name; a bind
+//! mount of the same filesystem then goes unnoticed). The parts of a glob
+//! spelled out literally may cross: a glob that starts on a mount walks it.
+//! What was left out counts as `mountpoint`.
+//!
+//! The one file opened is a Docker container's `config.v2.json`, and only
+//! after `stat` says it is a regular file (a FIFO of that name would block).
+//!
+//! Each group's walk runs offloaded on its own key (see `mod.rs`), so a call
+//! stuck on a hung mount blocks only that group's walk, never the runtime.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, FileType, Metadata};
 use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -21,6 +35,9 @@ use super::track::Observed;
 const MAX_DEPTH: usize = 32;
 /// config.v2.json is a few KiB; anything much bigger is not read.
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
+/// Open flags for config.v2.json: never wait for a writer, never take a terminal.
+const NONBLOCK_NOCTTY: i32 =
+    rustix::fs::OFlags::NONBLOCK.bits() as i32 | rustix::fs::OFlags::NOCTTY.bits() as i32;
 
 /// Why a matched name was left out; label values of `sentinel_log_skipped_entries`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,14 +50,18 @@ pub enum Skip {
     UnreadableDir,
     /// lstat/stat failed for another reason.
     StatFailed,
+    /// A mountpoint (or a directory on another device) reached by a
+    /// wildcard: the walk does not cross into other mounts.
+    Mountpoint,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 4] = [
+    pub const ALL: [Skip; 5] = [
         Skip::DanglingSymlink,
         Skip::NotRegular,
         Skip::UnreadableDir,
         Skip::StatFailed,
+        Skip::Mountpoint,
     ];
 
     pub fn label(self) -> &'static str {
@@ -49,6 +70,7 @@ impl Skip {
             Skip::NotRegular => "not_regular",
             Skip::UnreadableDir => "unreadable_dir",
             Skip::StatFailed => "stat_failed",
+            Skip::Mountpoint => "mountpoint",
         }
     }
 }
@@ -63,39 +85,70 @@ pub struct Scan {
     pub skipped: HashMap<Skip, u64>,
     /// The walk stopped at its deadline; `files` is incomplete.
     pub timed_out: bool,
-    /// Unix time at the end of the walk (the files' sizes are as of then).
+    /// Monotonic time (`trend::now`) at the end of the walk: the files' sizes are as of then.
     pub t: f64,
 }
 
-/// Limits shared by every group's walk.
+/// Limits of one walk.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_files: usize,
     pub deadline: Instant,
 }
 
+/// The mountpoints of the mount table, as paths seen from this process
+/// (under `--path.rootfs`): directories a wildcard does not enter.
+#[derive(Debug, Default)]
+pub struct Mountpoints {
+    points: HashSet<PathBuf>,
+    /// Directories holding a mountpoint: only their entries are looked up.
+    parents: HashSet<PathBuf>,
+}
+
+impl Mountpoints {
+    pub fn new(points: impl IntoIterator<Item = PathBuf>) -> Self {
+        let points: HashSet<PathBuf> = points.into_iter().collect();
+        let parents = points
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect();
+        Mountpoints { points, parents }
+    }
+
+    fn holds_any(&self, dir: &Path) -> bool {
+        self.parents.contains(dir)
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        self.points.contains(path)
+    }
+}
+
 /// Walk every glob of a group. `rootfs` re-roots the host paths in the globs;
 /// observed paths are reported as the host sees them.
-pub fn scan_group(globs: &[Glob], rootfs: &Path, limits: &Limits) -> Scan {
+pub fn scan_group(globs: &[Glob], rootfs: &Path, mounts: &Mountpoints, limits: &Limits) -> Scan {
     let mut w = Walker {
         rootfs,
+        mounts,
         limits,
         scan: Scan::default(),
         seen: HashSet::new(),
     };
     for glob in globs {
         let base = rootfs.join(glob.base.strip_prefix("/").unwrap_or(&glob.base));
-        w.walk(&base, &glob.parts, 0);
+        // The base is spelled out by the glob: whatever mount it is on is walked.
+        w.walk(&base, None, &glob.parts, 0);
         if w.scan.timed_out {
             break;
         }
     }
-    w.scan.t = crate::collector::unix_now();
+    w.scan.t = crate::trend::now();
     w.scan
 }
 
 struct Walker<'a> {
     rootfs: &'a Path,
+    mounts: &'a Mountpoints,
     limits: &'a Limits,
     scan: Scan,
     seen: HashSet<(u64, u64)>,
@@ -104,6 +157,14 @@ struct Walker<'a> {
 struct Entry {
     name: OsString,
     ft: Option<FileType>,
+    /// A mountpoint per the mount table: never touched.
+    mountpoint: bool,
+}
+
+impl Entry {
+    fn is_dir(&self) -> bool {
+        self.ft.is_some_and(|ft| ft.is_dir())
+    }
 }
 
 impl Walker<'_> {
@@ -131,14 +192,21 @@ impl Walker<'_> {
                 return None;
             }
         };
+        let has_mounts = self.mounts.holds_any(dir);
         let mut entries = Vec::new();
         for entry in rd {
             match entry {
-                // file_type() comes from readdir's d_type: no extra syscall.
-                Ok(e) => entries.push(Entry {
-                    ft: e.file_type().ok(),
-                    name: e.file_name(),
-                }),
+                Ok(e) => {
+                    // file_type() comes from readdir's d_type, but falls back
+                    // to an lstat where the filesystem gives none: a lstat of
+                    // a hung mount's root would block, so a mountpoint is not asked.
+                    let mountpoint = has_mounts && self.mounts.contains(&e.path());
+                    entries.push(Entry {
+                        ft: if mountpoint { None } else { e.file_type().ok() },
+                        name: e.file_name(),
+                        mountpoint,
+                    })
+                }
                 Err(_) => {
                     self.skip(Skip::UnreadableDir);
                     break;
@@ -149,7 +217,9 @@ impl Walker<'_> {
         Some(entries)
     }
 
-    fn walk(&mut self, dir: &Path, parts: &[Part], depth: usize) {
+    /// `dir` is on device `dev` if known; None when the glob spelled it out
+    /// (it is looked up only if a wildcard below needs it).
+    fn walk(&mut self, dir: &Path, dev: Option<u64>, parts: &[Part], depth: usize) {
         let Some((part, rest)) = parts.split_first() else {
             return;
         };
@@ -162,34 +232,42 @@ impl Walker<'_> {
                 if rest.is_empty() {
                     self.consider(&path, None);
                 } else {
-                    self.walk(&path, rest, depth);
+                    self.walk(&path, None, rest, depth);
                 }
             }
             Part::Pattern(pat) => {
                 let Some(entries) = self.list(dir) else {
                     return;
                 };
-                self.match_entries(dir, &entries, pat, rest, depth);
+                let mut dev = dev;
+                self.match_entries(dir, &mut dev, &entries, pat, rest, depth);
             }
             Part::AnyDirs => {
                 let Some(entries) = self.list(dir) else {
                     return;
                 };
+                let mut dev = dev;
                 // Zero directories: the rest of the pattern applies here. A
                 // pattern right after `**` reuses this listing.
                 match rest.first() {
                     Some(Part::Pattern(pat)) => {
-                        self.match_entries(dir, &entries, pat, &rest[1..], depth);
+                        self.match_entries(dir, &mut dev, &entries, pat, &rest[1..], depth);
                     }
-                    _ => self.walk(dir, rest, depth),
+                    _ => self.walk(dir, dev, rest, depth),
                 }
                 if depth >= MAX_DEPTH {
                     return;
                 }
                 for e in &entries {
+                    if self.expired() {
+                        return;
+                    }
                     // Symlinked directories are not followed: no loops.
-                    if e.ft.is_some_and(|ft| ft.is_dir()) {
-                        self.walk(&dir.join(&e.name), parts, depth + 1);
+                    if e.mountpoint || e.is_dir() {
+                        let child = dir.join(&e.name);
+                        if let Some(child_dev) = self.enter(dir, &mut dev, &child, e) {
+                            self.walk(&child, Some(child_dev), parts, depth + 1);
+                        }
                     }
                 }
             }
@@ -199,6 +277,7 @@ impl Walker<'_> {
     fn match_entries(
         &mut self,
         dir: &Path,
+        dev: &mut Option<u64>,
         entries: &[Entry],
         pat: &[u8],
         rest: &[Part],
@@ -208,15 +287,66 @@ impl Walker<'_> {
             if !matches(pat, e.name.as_bytes()) {
                 continue;
             }
+            let path = dir.join(&e.name);
             if rest.is_empty() {
-                self.consider(&dir.join(&e.name), e.ft);
-            } else if e.ft.is_some_and(|ft| ft.is_dir()) {
-                self.walk(&dir.join(&e.name), rest, depth + 1);
+                // A mountpoint as the last part is a directory (or a file
+                // bind mount): nothing to count, and not touched.
+                if !e.mountpoint {
+                    self.consider(&path, e.ft);
+                }
+            } else if (e.mountpoint || e.is_dir())
+                && let Some(child_dev) = self.enter(dir, dev, &path, e)
+            {
+                self.walk(&path, Some(child_dev), rest, depth + 1);
             }
             if self.expired() {
                 return;
             }
         }
+    }
+
+    /// Whether a wildcard may descend from `parent` (on `parent_dev`, looked
+    /// up once if not known) into its subdirectory `child`: only on the same
+    /// mount. Returns the child's device.
+    fn enter(
+        &mut self,
+        parent: &Path,
+        parent_dev: &mut Option<u64>,
+        child: &Path,
+        entry: &Entry,
+    ) -> Option<u64> {
+        if entry.mountpoint {
+            self.skip(Skip::Mountpoint);
+            return None;
+        }
+        let parent_dev = match *parent_dev {
+            Some(dev) => dev,
+            None => match fs::metadata(parent) {
+                Ok(m) => *parent_dev.insert(m.dev()),
+                Err(_) => {
+                    self.skip(Skip::StatFailed);
+                    return None;
+                }
+            },
+        };
+        let meta = match fs::symlink_metadata(child) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => return None,
+            Err(_) => {
+                self.skip(Skip::StatFailed);
+                return None;
+            }
+        };
+        if !meta.is_dir() {
+            // Replaced since readdir.
+            return None;
+        }
+        if meta.dev() != parent_dev {
+            // A mount the table did not show (unreadable, or mounted since).
+            self.skip(Skip::Mountpoint);
+            return None;
+        }
+        Some(parent_dev)
     }
 
     /// A name that matched the whole glob: keep it if it is a regular file.
@@ -296,9 +426,24 @@ pub fn config_mtime(container_dir: &Path) -> Option<i128> {
 
 /// Read a container's name from its config.v2.json. This is the daemon's own
 /// on-disk state, so it works while the daemon hangs.
+///
+/// Opened only once `stat` says it is a regular file: opening a FIFO blocks
+/// until a writer comes, and opening a device can act on it. O_NONBLOCK
+/// covers a swap between the stat and the open, and the open file is checked
+/// to be the one stat'ed.
 pub fn read_container_name(container_dir: &Path) -> Option<String> {
-    let file = fs::File::open(container_dir.join("config.v2.json")).ok()?;
-    if !file.metadata().ok()?.is_file() {
+    let path = container_dir.join("config.v2.json");
+    let before = fs::metadata(&path).ok()?;
+    if !before.is_file() || before.len() > MAX_CONFIG_BYTES {
+        return None;
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(NONBLOCK_NOCTTY)
+        .open(&path)
+        .ok()?;
+    let opened = file.metadata().ok()?;
+    if !opened.is_file() || (opened.dev(), opened.ino()) != (before.dev(), before.ino()) {
         return None;
     }
     let mut buf = Vec::new();
@@ -325,6 +470,149 @@ pub fn container_dir(rootfs: &Path, host_log_path: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::logs::glob::parse_glob;
+    use std::time::Duration;
+
+    /// A scratch directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            let dir = std::env::temp_dir().join(format!(
+                "sentinel-walk-{tag}-{}-{nanos}",
+                std::process::id()
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn file(&self, rel: &str, bytes: usize) -> PathBuf {
+            let p = self.0.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, vec![b'x'; bytes]).unwrap();
+            p
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scan(glob: &str, mounts: &Mountpoints) -> Scan {
+        let limits = Limits {
+            max_files: 1000,
+            deadline: Instant::now() + Duration::from_secs(30),
+        };
+        scan_group(
+            &[parse_glob(glob).unwrap()],
+            Path::new("/"),
+            mounts,
+            &limits,
+        )
+    }
+
+    fn found(scan: &Scan) -> Vec<String> {
+        let mut paths: Vec<String> = scan.files.iter().map(|f| f.path.clone()).collect();
+        paths.sort();
+        paths
+    }
+
+    fn skipped(scan: &Scan, why: Skip) -> u64 {
+        scan.skipped.get(&why).copied().unwrap_or(0)
+    }
+
+    #[test]
+    fn wildcards_do_not_enter_a_mountpoint_but_a_glob_starting_on_it_walks_it() {
+        let d = Scratch::new("mounts");
+        let a = d.file("a/x.log", 3);
+        let m = d.file("m/deep/y.log", 5);
+        let top = d.file("top.log", 1);
+        // The table says m is a mountpoint: nothing under it is touched.
+        let mounts = Mountpoints::new([d.0.join("m")]);
+        let base = d.0.to_str().unwrap();
+
+        let s = scan(&format!("{base}/**/*"), &mounts);
+        let want = |ps: &[&PathBuf]| -> Vec<String> {
+            let mut v: Vec<String> = ps.iter().map(|p| p.to_str().unwrap().to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(found(&s), want(&[&a, &top]));
+        assert_eq!(skipped(&s, Skip::Mountpoint), 1, "{:?}", s.skipped);
+
+        let s = scan(&format!("{base}/*/*/*.log"), &mounts);
+        assert_eq!(found(&s), Vec::<String>::new());
+        assert_eq!(skipped(&s, Skip::Mountpoint), 1);
+
+        // Spelled out, the mount is the glob's own: walked.
+        let s = scan(&format!("{base}/m/**/*.log"), &mounts);
+        assert_eq!(found(&s), want(&[&m]));
+        assert_eq!(skipped(&s, Skip::Mountpoint), 0);
+
+        // The false-positive side: with no mountpoint, everything is found.
+        let s = scan(&format!("{base}/**/*"), &Mountpoints::default());
+        assert_eq!(found(&s), want(&[&a, &m, &top]));
+        assert_eq!(skipped(&s, Skip::Mountpoint), 0);
+    }
+
+    #[test]
+    fn another_device_is_not_entered_even_when_the_table_misses_it() {
+        // /dev/pts is its own filesystem (devpts) wherever it exists.
+        let (Ok(dev), Ok(pts)) = (fs::metadata("/dev"), fs::metadata("/dev/pts")) else {
+            return;
+        };
+        if dev.dev() == pts.dev() {
+            return;
+        }
+        let s = scan("/dev/*/ptmx", &Mountpoints::default());
+        assert!(skipped(&s, Skip::Mountpoint) >= 1, "{:?}", s.skipped);
+        assert_eq!(skipped(&s, Skip::NotRegular), 0, "{:?}", s.skipped);
+        // Starting on it: /dev/pts/ptmx is reached (and is not a regular file).
+        let s = scan("/dev/pts/*", &Mountpoints::default());
+        assert_eq!(skipped(&s, Skip::Mountpoint), 0);
+        assert!(skipped(&s, Skip::NotRegular) >= 1, "{:?}", s.skipped);
+    }
+
+    #[test]
+    fn a_fifo_named_config_v2_json_is_not_opened() {
+        let d = Scratch::new("fifo");
+        let fifo = d.0.join("fifo/config.v2.json");
+        fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let named = d.0.join("named");
+        fs::create_dir_all(&named).unwrap();
+        fs::write(named.join("config.v2.json"), br#"{"Name":"/web"}"#).unwrap();
+
+        // On a thread, so a regression fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dirs = (fifo.parent().unwrap().to_path_buf(), named.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send((
+                read_container_name(&dirs.0),
+                config_mtime(&dirs.0).is_some(),
+                read_container_name(&dirs.1),
+            ));
+        });
+        let (from_fifo, fifo_mtime, from_file) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reading a FIFO config.v2.json blocked");
+        assert_eq!(from_fifo, None);
+        assert!(fifo_mtime, "its mtime comes from stat alone");
+        assert_eq!(from_file.as_deref(), Some("web"));
+    }
 
     #[test]
     fn container_ids_from_paths() {
