@@ -37,9 +37,9 @@ pub struct CollectError {
 }
 
 impl CollectError {
-    pub fn new(kind: impl Into<ErrorKind>, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         CollectError {
-            kind: kind.into(),
+            kind,
             message: message.into(),
         }
     }
@@ -79,22 +79,6 @@ impl ErrorKind {
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.label())
-    }
-}
-
-/// The kind words collectors passed before [`ErrorKind`] existed, mapped onto
-/// it so they keep compiling; new code names the variant.
-impl From<&'static str> for ErrorKind {
-    fn from(word: &'static str) -> Self {
-        match word {
-            "config" => ErrorKind::Config,
-            "thread" | "spawn" | "walk_failed" => ErrorKind::Thread,
-            "stuck" | "walk_hung" => ErrorKind::Stuck,
-            "overrun" => ErrorKind::Overrun,
-            "panic" => ErrorKind::Panic,
-            // "mountinfo", "procfs", "boot_time" and anything unforeseen: a read failed.
-            _ => ErrorKind::Read,
-        }
     }
 }
 
@@ -150,20 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_old_kind_words_map_onto_the_fixed_kinds() {
-        for (word, kind) in [
-            ("config", ErrorKind::Config),
-            ("mountinfo", ErrorKind::Read),
-            ("procfs", ErrorKind::Read),
-            ("boot_time", ErrorKind::Read),
-            ("thread", ErrorKind::Thread),
-            ("spawn", ErrorKind::Thread),
-            ("walk_failed", ErrorKind::Thread),
-            ("stuck", ErrorKind::Stuck),
-            ("walk_hung", ErrorKind::Stuck),
-        ] {
-            assert_eq!(CollectError::new(word, "x").kind, kind, "{word}");
-        }
+    fn kinds_read_as_words() {
         let e = CollectError::new(ErrorKind::Stuck, "/proc scan: busy");
         assert_eq!(format!("{} {e}", e.kind), "stuck /proc scan: busy");
     }

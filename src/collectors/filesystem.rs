@@ -41,7 +41,7 @@ use tokio::time::Instant;
 
 use regex::Regex;
 
-use crate::collector::{CollectError, Collection, Collector, FailureLog};
+use crate::collector::{CollectError, Collection, Collector, ErrorKind, FailureLog};
 use crate::host::Paths;
 use crate::host::mounts::Mount;
 use crate::host::statfs::{MountKey, StatGuard, StatOutcome, Usage};
@@ -285,7 +285,7 @@ impl Collector for FilesystemCollector {
                     &format!("{e}; using the last table"),
                 );
             }
-            Err(e) => return Err(CollectError::new("mountinfo", e.to_string())),
+            Err(e) => return Err(CollectError::new(ErrorKind::Read, e.to_string())),
         }
         let (selected, dropped) = self.select(self.table.as_deref().unwrap_or_default());
         let targets: Vec<(MountKey, PathBuf)> = selected

@@ -49,7 +49,7 @@ pub mod scan;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::collector::{CollectError, Collection, Collector, FailureLog};
+use crate::collector::{CollectError, Collection, Collector, ErrorKind, FailureLog};
 use crate::host::Paths;
 use crate::host::offload::{self, Offload};
 use crate::metrics::{Family, Labels, flag};
@@ -197,20 +197,20 @@ impl Collector for ProcessesCollector {
         let summary = match scanned {
             offload::Outcome::Done(Ok(s)) => s,
             offload::Outcome::Done(Err(e)) => {
-                return Err(CollectError::new(e.kind(), e.to_string()));
+                return Err(CollectError::new(ErrorKind::Read, e.to_string()));
             }
             offload::Outcome::Failed(e) => {
-                return Err(CollectError::new("thread", format!("/proc scan: {e}")));
+                return Err(CollectError::new(ErrorKind::Thread, format!("/proc scan: {e}")));
             }
             offload::Outcome::TimedOut => {
                 return Err(CollectError::new(
-                    "stuck",
+                    ErrorKind::Stuck,
                     "/proc scan: no answer within the timeout",
                 ));
             }
             offload::Outcome::Busy => {
                 return Err(CollectError::new(
-                    "stuck",
+                    ErrorKind::Stuck,
                     "/proc scan: the previous scan is still running",
                 ));
             }

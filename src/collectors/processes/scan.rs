@@ -144,16 +144,6 @@ pub enum ScanError {
     BootTime(ProcError),
 }
 
-impl ScanError {
-    /// A fixed failure kind for logs and the failure log.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ScanError::List(_) => "procfs",
-            ScanError::BootTime(_) => "boot_time",
-        }
-    }
-}
-
 /// Read every process's `stat` under `root` and summarize. Processes that
 /// vanish (or become unreadable) between readdir and read are skipped: on a
 /// busy node that is normal, not an error.

@@ -133,7 +133,8 @@ use crate::collector::{CollectError, Collection, Collector, FailureLog};
 use crate::values::{parse_anchored_regex, parse_positive_duration};
 
 use bus::{BusChoice, BusError, Failure};
-use state::{Shared, lock};
+use crate::panics::lock;
+use state::Shared;
 
 /// Property Gets outstanding at once: half the system bus's 128 pending replies.
 pub const MAX_IN_FLIGHT: usize = 64;

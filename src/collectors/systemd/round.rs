@@ -12,7 +12,8 @@ use crate::collector::Collection;
 
 use super::bus::{self, Batch, BusError, Key, Listed, Prop, Property, Replies};
 use super::rules::{self, DepTimes, ReadHealth, UnitView};
-use super::state::{Held, Outcome, Shared, lock, observe_activation, observe_restarts};
+use super::state::{Held, Outcome, Shared, observe_activation, observe_restarts};
+use crate::panics::lock;
 
 /// What a round needs besides the shared state.
 #[derive(Debug, Clone)]

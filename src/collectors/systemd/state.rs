@@ -14,7 +14,6 @@
 //! failure: the value is unknown at once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use regex::Regex;
@@ -324,12 +323,6 @@ pub fn observe_restarts(t: &mut Tracked, n: u32, now: f64, keep: usize) {
     t.nrestarts = Held::fresh(n);
 }
 
-pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    match shared.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
 
 #[cfg(test)]
 mod tests {
