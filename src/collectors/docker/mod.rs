@@ -43,7 +43,6 @@
 //!   per-container values are the latest answers; their age is in
 //!   `_last_success_timestamp_seconds{operation}`.
 
-mod daemon;
 mod probe;
 mod state;
 
@@ -59,7 +58,8 @@ use crate::metrics::{Family, Labels, flag};
 use crate::panics;
 use crate::values::parse_positive_duration;
 
-use daemon::{Check, DownKind, Target};
+use crate::collectors::probing::Ending;
+use crate::collectors::probing::daemon::{self, Check, DownKind, Target};
 use state::{Health, Op, Reason, STATES, Socket, State};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -134,50 +134,13 @@ fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
     panics::lock(shared)
 }
 
-/// A background task's claim on the shared state (an operation's in-flight
-/// mark, the socket check's flag), released however the task ends: through
-/// [`Ending::finish`] normally, or by `abandon` when the task's future is
-/// dropped without finishing (it panicked, or was aborted). Without it, a
-/// panicking probe would leave `in_flight` set forever: that operation would
-/// never be probed again, and its growing age would read as a hang.
-struct Ending<F: FnOnce(&mut State, Option<String>)> {
-    shared: Arc<Mutex<State>>,
-    /// Called with the panic's text when the task unwound from a panic.
-    abandon: Option<F>,
-}
-
-impl<F: FnOnce(&mut State, Option<String>)> Ending<F> {
-    fn new(shared: Arc<Mutex<State>>, abandon: F) -> Self {
-        Ending {
-            shared,
-            abandon: Some(abandon),
-        }
-    }
-
-    /// Finish normally. If `f` itself panics, the claim is still released on drop.
-    fn finish(mut self, f: impl FnOnce(&mut State)) {
-        f(&mut lock(&self.shared));
-        self.abandon = None;
-    }
-}
-
-impl<F: FnOnce(&mut State, Option<String>)> Drop for Ending<F> {
-    fn drop(&mut self) {
-        if let Some(abandon) = self.abandon.take() {
-            let panicked = std::thread::panicking()
-                .then(|| panics::take_caught().unwrap_or_else(|| "panicked".into()));
-            abandon(&mut lock(&self.shared), panicked);
-        }
-    }
-}
-
 /// The claim of a probe of `op` that has begun. Abandoned, it ends as a failed
 /// probe of reason `io`: not a timeout, so never a hang, and the panic or
 /// abort dropped the request mid-exchange, which is what `io` counts.
 fn probe_claim(
     shared: Arc<Mutex<State>>,
     op: Op,
-) -> Ending<impl FnOnce(&mut State, Option<String>)> {
+) -> Ending<State, impl FnOnce(&mut State, Option<String>)> {
     let started = Instant::now();
     Ending::new(shared, move |st: &mut State, panicked| {
         st.finish(op, Err(Reason::Io), started.elapsed(), unix_now());
@@ -200,7 +163,7 @@ impl DockerCollector {
                 target,
                 timeout: args.timeout,
                 hang_threshold: args.hang_threshold,
-                identify: daemon::Identify::new(paths, pidfile),
+                identify: daemon::Identify::new("docker", &["dockerd"], paths, pidfile),
             }),
             shared: Arc::new(Mutex::new(State::new(args.max_containers))),
             client: None,
