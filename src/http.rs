@@ -133,6 +133,7 @@ pub fn landing_page(store: &Store, telemetry_path: &str) -> String {
     let mut rows = String::new();
     for (slot, p) in store.slots().iter().zip(&current) {
         let (status, class) = match (p.success, p.last_success) {
+            _ if !collector::installed(&p.families) => ("not installed", ""),
             (true, _) => ("ok", "ok"),
             (false, None) if p.last_error.is_none() => ("starting", "warn"),
             _ => ("failing", "bad"),

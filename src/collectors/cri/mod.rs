@@ -456,8 +456,8 @@ impl Collector for CriCollector {
         self.tasks.retain(|t| !t.is_finished());
         self.select();
         let Some(watched) = &self.watched else {
-            // Not installed: no subject series.
-            return Ok(Collection::default());
+            // Not installed: no subject series, so no runtime alert can fire.
+            return Ok(crate::collector::not_installed("cri"));
         };
         let (host_path, channel) = (watched.host_path.clone(), watched.channel.clone());
         let now = Instant::now();
@@ -518,7 +518,8 @@ mod tests {
         let mut c = CriCollector::new(&args, &paths);
         for _ in 0..3 {
             let got = c.collect().await.unwrap();
-            assert!(got.families.is_empty());
+            assert!(!crate::collector::installed(&got.families));
+            assert!(got.families.iter().all(|f| !f.name.starts_with("sentinel_cri_")));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         std::fs::remove_dir_all(&base).unwrap();
