@@ -127,7 +127,13 @@ pub struct DockerCollector {
     socket_log: FailureLog,
     hung: bool,
     tasks: Vec<JoinHandle<()>>,
+    paths: Paths,
+    /// Set at the first sign of Docker on the node, and kept.
+    installed: bool,
 }
+
+/// Docker's state directory: its presence is a sign of Docker even while the daemon is dead.
+const STATE_DIR: &str = "/var/lib/docker";
 
 /// A panicking probe task must not take the collector down with it.
 fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -171,6 +177,27 @@ impl DockerCollector {
             socket_log: FailureLog::default(),
             hung: false,
             tasks: Vec::new(),
+            paths: paths.clone(),
+            installed: false,
+        }
+    }
+
+    /// Any sign of Docker on the node (METRICS.md's "not installed" rule): a
+    /// tcp address (given on purpose), the socket, the state directory under
+    /// `--path.rootfs`, or a pidfile naming a live dockerd. A /proc scan for
+    /// any dockerd would also see other namespaces' daemons, so it is not one.
+    /// systemd's unit list is the systemd collector's, and is not asked here.
+    fn sign_of_docker(&self) -> bool {
+        match &self.config.target {
+            Target::Tcp(_) | Target::Unsupported(_) => true,
+            Target::Unix(path) => {
+                std::fs::symlink_metadata(path).is_ok()
+                    || self
+                        .paths
+                        .resolve(STATE_DIR)
+                        .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok())
+                    || self.config.identify.pidfile_names_a_daemon()
+            }
         }
     }
 
@@ -473,6 +500,14 @@ impl Collector for DockerCollector {
                     "--collector.docker.host={host}: only unix:// and tcp:// (or http://) addresses are supported"
                 ),
             ));
+        }
+        if !self.installed {
+            self.installed = self.sign_of_docker();
+            if !self.installed {
+                // No subject series, so no Docker alert can fire on this node.
+                return Ok(crate::collector::not_installed("docker"));
+            }
+            tracing::info!(source = "docker", "docker is installed on this node: watching it");
         }
         let now = Instant::now();
         self.tasks.retain(|t| !t.is_finished());

@@ -233,6 +233,11 @@ impl Identify {
         }
     }
 
+    /// Whether the pidfile names a live daemon process (a sign it is installed).
+    pub fn pidfile_names_a_daemon(&self) -> bool {
+        matches!(self.by_pidfile(), Ok(Some(_)))
+    }
+
     /// Lookups that failed for a reason other than absence, since start.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
