@@ -266,6 +266,123 @@ fn real_containerd_healthy_hung_recovered_killed_restarted() {
     assert_no_panic(&e);
 }
 
+#[test]
+fn pods_and_containers_by_state_and_a_hung_shim_is_that_container_stuck() {
+    if !has_containerd() || common::require("python3").is_none() {
+        return;
+    }
+    let dir = TempDir::new("cri-pods");
+    let ctd = Containerd::start(dir.path(), None);
+    // The sandbox ("pause") image is busybox sleeping; the config names it.
+    ctd.import(&common::cri::busybox_image(
+        dir.path(),
+        "docker.io/sentinel/pause:latest",
+        &["sleep", "3600"],
+    ));
+    let image = "docker.io/sentinel/bb:latest";
+    ctd.import(&common::cri::busybox_image(dir.path(), image, &["sh"]));
+    let cri = common::cri::Client::new(&ctd.socket);
+    // Host-network sandboxes: no CNI is needed to run them.
+    let web = cri.run_pod(dir.path(), "shop", "web");
+    let db = cri.run_pod(dir.path(), "shop", "db");
+    let forever = [
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 1; done",
+    ];
+    cri.container(&web, "api", image, &forever, true);
+    cri.container(&web, "made", image, &forever, false);
+    cri.container(&web, "done", image, &["true"], true);
+    cri.container(&db, "pg", image, &forever, true);
+
+    let e = start_exporter(&[format!("--collector.cri.endpoint={}", ctd.endpoint())]);
+    let stuck = |m: &Metrics, pod: &str, container: &str| {
+        value(
+            m,
+            "sentinel_cri_container_stuck",
+            &[
+                ("namespace", "shop"),
+                ("pod", pod),
+                ("container", container),
+            ],
+        )
+    };
+    let m = e.wait_for(Duration::from_secs(30), "containers by state", |m| {
+        let c = |s| value(m, "sentinel_cri_containers", &[("state", s)]);
+        (c("running") == 2.0
+            && c("created") == 1.0
+            && c("exited") == 1.0
+            && value(
+                m,
+                "sentinel_cri_probe_duration_seconds_count",
+                &[("operation", "container_stats")],
+            ) >= 2.0)
+            .then(|| m.clone())
+    });
+    assert_eq!(
+        value(&m, "sentinel_cri_pod_sandboxes", &[("state", "ready")]),
+        2.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        value(&m, "sentinel_cri_pod_sandboxes", &[("state", "notready")]),
+        0.0
+    );
+    assert_eq!(stuck(&m, "web", "api"), 0.0, "{}", m.text);
+    assert_eq!(stuck(&m, "db", "pg"), 0.0, "{}", m.text);
+    // Only running containers get a stuck series.
+    assert_eq!(
+        m.find("sentinel_cri_container_stuck", &[]).len(),
+        2,
+        "{}",
+        m.text
+    );
+
+    // SIGSTOP web's shim: its container is stuck, the runtime is not hung,
+    // and db's stats keep answering.
+    let shim = ctd.shim_of(&web.0).expect("the web pod's shim");
+    common::signal(shim, Signal::STOP);
+    let m = e.wait_for(
+        Duration::from_secs(THRESHOLD + TIMEOUT + 4 * INTERVAL) + SLACK,
+        "web/api stuck",
+        |m| {
+            assert_eq!(value(m, "sentinel_cri_hung", &[]), 0.0, "{}", m.text);
+            (stuck(m, "web", "api") == 1.0).then(|| m.clone())
+        },
+    );
+    assert_eq!(stuck(&m, "db", "pg"), 0.0, "{}", m.text);
+    let answered = |m: &Metrics| {
+        value(
+            m,
+            "sentinel_cri_probe_duration_seconds_count",
+            &[("operation", "container_stats")],
+        )
+    };
+    let before = answered(&m);
+    e.wait_for(
+        Duration::from_secs(TIMEOUT + 4 * INTERVAL) + SLACK,
+        "db's stats answered",
+        |m| {
+            assert_eq!(value(m, "sentinel_cri_hung", &[]), 0.0, "{}", m.text);
+            assert_eq!(value(m, "sentinel_cri_up", &[]), 1.0, "{}", m.text);
+            (answered(m) > before && stuck(m, "web", "api") == 1.0).then_some(())
+        },
+    );
+
+    // SIGCONT: no longer stuck once its stats answer again.
+    common::signal(shim, Signal::CONT);
+    e.wait_for(
+        Duration::from_secs(TIMEOUT + 4 * INTERVAL) + SLACK,
+        "web/api answers",
+        |m| (stuck(m, "web", "api") == 0.0).then_some(()),
+    );
+    assert_no_panic(&e);
+    drop(e);
+    cri.remove_pod(&web.0);
+    cri.remove_pod(&db.0);
+}
+
 /// A fake peer on a unix socket for bad input.
 #[derive(Clone, Copy)]
 enum Peer {
