@@ -482,6 +482,41 @@ fn no_runtime_no_series_and_a_runtime_appearing_is_picked_up() {
 }
 
 #[test]
+fn a_containerd_without_cri_is_no_runtime_and_answers_grpc_status() {
+    if !has_containerd() {
+        return;
+    }
+    let dir = TempDir::new("cri-nocri");
+    let rootfs = dir.path().join("host");
+    // Docker's own containerd at the first well-known path: no CRI plugin...
+    let plain = rootfs.join("run/containerd/containerd.sock");
+    let plain_ctd = Containerd::start_without_cri(&dir.path().join("plain"), Some(&plain));
+    // ...and the node's CRI runtime at a later one.
+    let k3s = rootfs.join("run/k3s/containerd/containerd.sock");
+    let _ctd = Containerd::start(&dir.path().join("k3s"), Some(&k3s));
+    let e = start_exporter(&[format!("--path.rootfs={}", rootfs.display())]);
+    e.wait_for(Duration::from_secs(20), "the CRI runtime picked", |m| {
+        (value(m, "sentinel_cri_up", &[]) == 1.0).then_some(())
+    });
+    assert!(
+        e.logs().contains("/run/k3s/containerd/containerd.sock"),
+        "{}",
+        e.logs()
+    );
+
+    // Pointed at the plain containerd on purpose: its unimplemented answers are grpc_status, not a hang.
+    let direct = start_exporter(&[format!("--collector.cri.endpoint={}", plain_ctd.endpoint())]);
+    let m = direct.wait_for(Duration::from_secs(15), "grpc_status", |m| {
+        (failures(m, "version", "grpc_status") >= 2.0).then(|| m.clone())
+    });
+    assert_eq!(value(&m, "sentinel_cri_up", &[]), 0.0, "{}", m.text);
+    std::thread::sleep(Duration::from_secs(THRESHOLD + 1));
+    assert_eq!(value(&direct.metrics(), "sentinel_cri_hung", &[]), 0.0);
+    assert_no_panic(&e);
+    assert_no_panic(&direct);
+}
+
+#[test]
 fn the_kubelets_endpoint_is_the_one_watched() {
     if !has_containerd() {
         return;

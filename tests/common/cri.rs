@@ -19,6 +19,19 @@ pub struct Containerd {
 impl Containerd {
     /// Start with the socket at `socket` (under `dir` unless given).
     pub fn start(dir: &Path, socket: Option<&Path>) -> Containerd {
+        Self::start_with(dir, socket, "")
+    }
+
+    /// Start without the CRI plugin, as Docker's own containerd runs.
+    pub fn start_without_cri(dir: &Path, socket: Option<&Path>) -> Containerd {
+        Self::start_with(
+            dir,
+            socket,
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+        )
+    }
+
+    fn start_with(dir: &Path, socket: Option<&Path>, extra: &str) -> Containerd {
         let socket = socket
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.join("containerd.sock"));
@@ -31,7 +44,7 @@ impl Containerd {
         // than an unprivileged parent (a CI container) may set, and runc's
         // init then dies without a word; restricted, it keeps ours.
         let config = format!(
-            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}.ttrpc\"\n[metrics]\n  address = \"\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"sentinel/pause:latest\"\n  restrict_oom_score_adj = true\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n    snapshotter = \"native\"\n",
+            "version = 2\n{extra}root = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}.ttrpc\"\n[metrics]\n  address = \"\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"sentinel/pause:latest\"\n  restrict_oom_score_adj = true\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n    snapshotter = \"native\"\n",
             d("root"),
             d("state"),
             socket.display(),
