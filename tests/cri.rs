@@ -9,7 +9,7 @@
 //!
 //! NetworkReady: no CNI is configured for the private containerd, so it
 //! reports NetworkReady false; the test checks that value as exported.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
 
