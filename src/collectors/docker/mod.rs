@@ -22,6 +22,14 @@
 //! /proc/PID/stat of dockerd (any user) for the restart detection.
 //!
 //! Rules and their limits:
+//! - Not installed (METRICS.md): until there is a sign of Docker (the socket,
+//!   `/var/lib/docker` under `--path.rootfs`, or the pidfile naming a live
+//!   dockerd) the collector exports only `sentinel_collector_installed{collector="docker"} 0`,
+//!   so no Docker alert can fire on a containerd or CRI-O node. Once seen it
+//!   is watched for good: a vanished socket is down.
+//! - The probe bookkeeping (single-flight, hang spans, the drop guard, the
+//!   plain connect and /proc identity) is shared with the cri collector
+//!   ([`probing`](crate::collectors::probing)).
 //! - Every probe runs as its own task under `--collector.docker.timeout`, at
 //!   most one per operation at any time (single-flight): a hung daemon never
 //!   collects more than one connection per operation from us. `collect` only
