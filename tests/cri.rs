@@ -756,3 +756,101 @@ fn drill_runtime_hung_reaches_the_webhook_and_resolves() {
     assert!(others.is_empty(), "other alerts fired: {others:?}");
     assert_no_panic(&e);
 }
+
+/// CPU seconds (user + system) the exporter used so far, from /proc/PID/stat
+/// (clock ticks of 1/100 s on Linux).
+fn cpu(e: &Exporter) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", e.pid())).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 of stat, counted after the comm field: 12 and 13 here.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// Wall time of one `ctr` call against the socket, killed after 10 s: what a
+/// user's own tool sees of the same runtime.
+fn ctr_time(ctd: &Containerd) -> Duration {
+    let t = Instant::now();
+    let _ = std::process::Command::new("timeout")
+        .args(["10", "ctr", "--address"])
+        .arg(&ctd.socket)
+        .args(["-n", "k8s.io", "containers", "ls", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    t.elapsed()
+}
+
+/// Benchmark (run on demand: `cargo test --test cri benchmark -- --ignored
+/// --nocapture`; `NODE_SENTINEL_HUNG_SECS` sets the hung phase, default 60):
+/// CPU per probe round and scrape latency with 50 running containers,
+/// healthy and while containerd is SIGSTOPped, beside `ctr`'s timing.
+#[test]
+#[ignore]
+fn benchmark_50_containers_healthy_and_hung() {
+    if !has_containerd() || common::require("python3").is_none() {
+        return;
+    }
+    let dir = TempDir::new("cri-bench");
+    let ctd = Containerd::start(dir.path(), None);
+    ctd.import(&common::cri::busybox_image(
+        dir.path(),
+        "docker.io/sentinel/pause:latest",
+        &["sleep", "3600"],
+    ));
+    let image = "docker.io/sentinel/bb:latest";
+    ctd.import(&common::cri::busybox_image(dir.path(), image, &["sh"]));
+    let cri = common::cri::Client::new(&ctd.socket);
+    let mut pods = Vec::new();
+    for p in 0..5 {
+        let pod = cri.run_pod(dir.path(), "bench", &format!("pod{p}"));
+        for c in 0..10 {
+            cri.container(&pod, &format!("c{c}"), image, &["sleep", "3600"], true);
+        }
+        pods.push(pod);
+    }
+    let e = start_exporter(&[format!("--collector.cri.endpoint={}", ctd.endpoint())]);
+    e.wait_for(Duration::from_secs(30), "50 running", |m| {
+        (value(m, "sentinel_cri_containers", &[("state", "running")]) == 50.0).then_some(())
+    });
+    let phase = |secs: u64| {
+        let (c0, t0) = (cpu(&e), Instant::now());
+        let mut scrapes = Vec::new();
+        while t0.elapsed() < Duration::from_secs(secs) {
+            let t = Instant::now();
+            let _ = e.scrape();
+            scrapes.push(t.elapsed());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        scrapes.sort();
+        let rounds = t0.elapsed().as_secs_f64() / INTERVAL as f64;
+        let per_round = (cpu(&e) - c0) / rounds;
+        let p99 = scrapes[(scrapes.len() * 99 / 100).min(scrapes.len() - 1)];
+        (per_round, p99, scrapes.last().copied().unwrap_or_default())
+    };
+    let ctr_healthy = ctr_time(&ctd);
+    let (cpu_ok, p99_ok, max_ok) = phase(30);
+    common::signal(ctd.pid(), Signal::STOP);
+    let hung_secs = std::env::var("NODE_SENTINEL_HUNG_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let (cpu_hung, p99_hung, max_hung) = phase(hung_secs);
+    let ctr_hung = ctr_time(&ctd);
+    let fds = unix_socket_fds(e.pid());
+    common::signal(ctd.pid(), Signal::CONT);
+    eprintln!(
+        "BENCH 50 containers, interval {INTERVAL}s: healthy {:.2} ms CPU/round, scrape p99 {p99_ok:?} max {max_ok:?}; \
+         hung {hung_secs}s: {:.2} ms CPU/round, scrape p99 {p99_hung:?} max {max_hung:?}, unix fds {fds}; \
+         ctr containers ls: healthy {ctr_healthy:?}, hung {ctr_hung:?} (killed at 10s)",
+        cpu_ok * 1000.0,
+        cpu_hung * 1000.0
+    );
+    drop(e);
+    for pod in &pods {
+        cri.remove_pod(&pod.0);
+    }
+}
