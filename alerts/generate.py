@@ -82,6 +82,63 @@ def docker_rules(c):
     ]
 
 
+def cri_rules(c):
+    d = c["cri"]
+    s = sel(c)
+    wide = sel(c, 'operation!="container_stats"')
+    network = sel(c, 'condition="NetworkReady"')
+    return [
+        rule(c, "SentinelCriRuntimeHung",
+             f"max without (operation) (sentinel_cri_probe_in_flight_seconds{wide})\n"
+             f"  and\nsentinel_cri_hung{s} == 1",
+             d["hungFor"], "critical",
+             "The container runtime is hung: its CRI socket accepts connections but answers nothing.",
+             "The CRI runtime on {{ $labels.instance }} has left a call unanswered for "
+             "{{ $value | humanizeDuration }} while its socket still accepts connections; the kubelet's "
+             "calls time out, kubectl exec/logs hang and the node will go NotReady.",
+             "cri"),
+        rule(c, "SentinelCriRuntimeDown",
+             f"sentinel_cri_up{s} == 0\n  unless\nsentinel_cri_hung{s} == 1",
+             d["downFor"], "critical",
+             "The container runtime is down.",
+             "The CRI runtime on {{ $labels.instance }} has not answered a Version call for more than "
+             f"{d['downFor']} (connection refused or no socket); no pod can start on this node.",
+             "cri"),
+        rule(c, "SentinelCriRuntimeSlow",
+             f"histogram_quantile({d['slowQuantile']}, rate(sentinel_cri_probe_duration_seconds_bucket{s}[{d['slowWindow']}]))\n"
+             f"  > {d['slowSeconds']}",
+             d["slowFor"], "warning",
+             "The container runtime is slow.",
+             "p" + str(round(float(d["slowQuantile"]) * 100)) + " latency of the runtime's {{ $labels.operation }} "
+             "call on {{ $labels.instance }} is {{ $value | humanizeDuration }} over the last "
+             f"{d['slowWindow']}; the kubelet's PLEG calls ListContainers every second and goes unhealthy after 3m of this.",
+             "cri"),
+        rule(c, "SentinelCriRuntimeRestarting",
+             f"increase(sentinel_cri_runtime_restarts_total{s}[{d['restartsWindow']}]) >= {d['restartsThreshold']}",
+             d["restartsFor"], "warning",
+             "The container runtime keeps restarting.",
+             "The CRI runtime on {{ $labels.instance }} restarted {{ $value | printf \"%.0f\" }} times "
+             f"in the last {d['restartsWindow']}; something keeps restarting a runtime that keeps dying.",
+             "cri"),
+        rule(c, "SentinelCriNetworkNotReady",
+             f"sentinel_cri_runtime_condition{network} == 0\n"
+             f"  and ignoring (condition)\nsentinel_cri_up{s} == 1",
+             d["networkNotReadyFor"], "critical",
+             "The container runtime's network is not ready: no pod can get an IP.",
+             "The CRI runtime on {{ $labels.instance }} reports NetworkReady false (the CNI plugin or its "
+             "config is missing or broken); new pods on this node stay in ContainerCreating.",
+             "cri"),
+        rule(c, "SentinelCriContainerStuck",
+             f"sentinel_cri_container_stuck{s} == 1",
+             d["containerStuckFor"], "warning",
+             "A container's shim is hung.",
+             "ContainerStats of {{ $labels.namespace }}/{{ $labels.pod }} container {{ $labels.container }} "
+             "on {{ $labels.instance }} goes unanswered while the runtime answers: its shim is hung, and "
+             "stopping or exec-ing into that container will hang too.",
+             "cri"),
+    ]
+
+
 def filesystem_rules(c):
     f = c["filesystem"]
     s = sel(c, f["selector"])
@@ -282,6 +339,7 @@ def exporter_rules(c):
 def render(config):
     groups = [
         ("node-sentinel.docker", docker_rules(config)),
+        ("node-sentinel.cri", cri_rules(config)),
         ("node-sentinel.filesystem", filesystem_rules(config)),
         ("node-sentinel.systemd", systemd_rules(config)),
         ("node-sentinel.processes", processes_rules(config)),

@@ -148,6 +148,33 @@ def docker_row(y):
     ])
 
 
+def cri_row(y):
+    return row("Container runtime (CRI)", y, [
+        panel("timeseries", "CRI call latency p50 / p99", "From the sentinel_cri_probe_duration_seconds histogram, per operation.", "s",
+              [(f"histogram_quantile(0.5, sum by (operation, le) (rate(sentinel_cri_probe_duration_seconds_bucket{{{S}}}[$__rate_interval])))", "p50 {{operation}}", "A"),
+               (f"histogram_quantile(0.99, sum by (operation, le) (rate(sentinel_cri_probe_duration_seconds_bucket{{{S}}}[$__rate_interval])))", "p99 {{operation}}", "B")],
+              12, 8, 0, y + 1),
+        panel("timeseries", "Unanswered CRI call age", "sentinel_cri_probe_in_flight_seconds: 0 when none is outstanding; container_stats is one container's shim.", "s",
+              [(f"sentinel_cri_probe_in_flight_seconds{{{S}}}", "{{operation}}", "A")], 12, 8, 12, y + 1),
+        panel("timeseries", "CRI call failures", "By operation and reason.", "reqps",
+              [(f"sum by (operation, reason) (rate(sentinel_cri_probe_failures_total{{{S}}}[$__rate_interval]))", "{{operation}} {{reason}}", "A")],
+              6, 8, 0, y + 9),
+        panel("timeseries", "Pods and containers by state", "", "none",
+              [(f"sentinel_cri_pod_sandboxes{{{S}}}", "pods {{state}}", "A"),
+               (f"sentinel_cri_containers{{{S}}}", "containers {{state}}", "B")], 6, 8, 6, y + 9),
+        panel("timeseries", "Runtime conditions and stuck containers", "Status conditions (1 = true) and containers whose shim is hung.", "none",
+              [(f"sentinel_cri_runtime_condition{{{S}}}", "{{condition}}", "A"),
+               (f"sentinel_cri_container_stuck{{{S}}} == 1", "stuck {{namespace}}/{{pod}}/{{container}}", "B")], 6, 8, 12, y + 9),
+        panel("timeseries", "Runtime uptime and restarts", "Time since the runtime process started (drops at each restart), and restarts seen per $__rate_interval.", "s",
+              [(f"time() - sentinel_cri_runtime_start_time_seconds{{{S}}}", "uptime", "A"),
+               (f"increase(sentinel_cri_runtime_restarts_total{{{S}}}[$__rate_interval])", "restarts", "B")], 6, 8, 18, y + 9),
+        panel("timeseries", "Image filesystem used", "sentinel_cri_image_filesystem_used_bytes, from ImageFsInfo.", "bytes",
+              [(f"sentinel_cri_image_filesystem_used_bytes{{{S}}}", "{{mountpoint}}", "A")], 12, 4, 0, y + 17),
+        panel("table", "Runtime version", "", "none",
+              [(f"sentinel_cri_info{{{S}}}", "", "A", True)], 12, 4, 12, y + 17),
+    ])
+
+
 def filesystem_row(y):
     return row("Filesystems", y, [
         panel("timeseries", "Fill rate", "Slope of used bytes over the trend window (robust to bursts); positive = filling.", "Bps",
@@ -222,7 +249,7 @@ def exporter_row(y):
 
 def dashboard():
     panels, y = overview(0)
-    for build in (docker_row, filesystem_row, systemd_row, processes_row, logs_row, exporter_row):
+    for build in (docker_row, cri_row, filesystem_row, systemd_row, processes_row, logs_row, exporter_row):
         panels.append(build(y))
         y += 1
     return {

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::metrics::Family;
+use crate::metrics::{Family, Value};
 
 /// What one collection round produces.
 #[derive(Debug, Default)]
@@ -24,6 +24,28 @@ impl Collection {
             series_dropped: 0,
         }
     }
+}
+
+/// The self-metric by which a collector whose subject is not on the node
+/// (no Docker, no CRI runtime) says so: `sentinel_collector_installed{collector} 0`,
+/// and no subject series beside it. Absent means installed.
+pub const INSTALLED: &str = "sentinel_collector_installed";
+
+/// A round's families for a subject that is not on the node.
+pub fn not_installed(collector: &'static str) -> Collection {
+    let mut f = Family::gauge(
+        INSTALLED,
+        "0 while the collector's subject shows no sign of being on the node (no socket, daemon, unit or state directory); its other series are absent meanwhile.",
+    );
+    f.push(vec![("collector", collector.to_string())], 0.0);
+    Collection::new(vec![f])
+}
+
+/// Whether these published families say their subject is on the node.
+pub fn installed(families: &[Family]) -> bool {
+    !families
+        .iter()
+        .any(|f| f.name == INSTALLED && f.samples.iter().any(|s| s.value == Value::Number(0.0)))
 }
 
 /// Why a whole round failed. Per-item failures (one hung mount, one

@@ -51,6 +51,8 @@ pub enum Status {
     Ok,
     /// The latest round failed; `last_error` says why.
     Failing,
+    /// The collector's subject is not on the node (no Docker, no CRI runtime).
+    NotInstalled,
 }
 
 impl Status {
@@ -59,6 +61,7 @@ impl Status {
             Status::Starting => "starting",
             Status::Ok => "ok",
             Status::Failing => "failing",
+            Status::NotInstalled => "not installed",
         }
     }
 }
@@ -67,6 +70,7 @@ impl Published {
     pub fn status(&self) -> Status {
         match (self.rounds, self.success) {
             (0, _) => Status::Starting,
+            (_, true) if !crate::collector::installed(&self.families) => Status::NotInstalled,
             (_, true) => Status::Ok,
             (_, false) => Status::Failing,
         }

@@ -141,10 +141,14 @@ fn sigterm_exits_0_and_landing_page_shows_collectors() {
 fn diagnose_prints_findings_in_words_and_exits_by_severity() {
     let dir = common::TempDir::new("diagnose");
     let missing = dir.path().join("no-docker.sock");
+    // Docker's state directory makes it installed, so its missing socket is "down".
+    let rootfs = dir.path().join("host");
+    std::fs::create_dir_all(rootfs.join("var/lib/docker")).expect("state dir");
     let out = Command::new(common::binary())
         .args([
             "--collector.disable-defaults",
             "--collector.docker",
+            &format!("--path.rootfs={}", rootfs.display()),
             &format!("--collector.docker.host=unix://{}", missing.display()),
             "--collector.docker.interval=500ms",
             "diagnose",

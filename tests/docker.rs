@@ -40,7 +40,12 @@ fn exporter_args(host: &str) -> Vec<String> {
 }
 
 fn start_exporter(host: &str) -> Exporter {
-    let args = exporter_args(host);
+    start_exporter_with(host, &[])
+}
+
+fn start_exporter_with(host: &str, extra: &[String]) -> Exporter {
+    let mut args = exporter_args(host);
+    args.extend_from_slice(extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Exporter::start(&args)
 }
@@ -687,10 +692,14 @@ fn a_path_that_is_not_a_socket_or_missing_is_down() {
     let file = dir.path().join("docker.sock");
     std::fs::write(&file, b"not a socket").unwrap();
     let not_socket = start_exporter(&format!("unix://{}", file.display()));
-    let missing = start_exporter(&format!(
-        "unix://{}",
-        dir.path().join("missing.sock").display()
-    ));
+    // A missing socket on a node with Docker's state directory: Docker is
+    // there but dead ("down"), not "not installed".
+    let rootfs = dir.path().join("host");
+    std::fs::create_dir_all(rootfs.join("var/lib/docker")).unwrap();
+    let missing = start_exporter_with(
+        &format!("unix://{}", dir.path().join("missing.sock").display()),
+        &[format!("--path.rootfs={}", rootfs.display())],
+    );
     for exporter in [&not_socket, &missing] {
         exporter.wait_for(Duration::from_secs(10), "down by connect", |m| {
             (failures(m, "ping", "connect") >= 2.0
@@ -701,4 +710,50 @@ fn a_path_that_is_not_a_socket_or_missing_is_down() {
         });
         assert_no_panic(exporter);
     }
+}
+
+#[test]
+fn no_docker_no_series_and_a_socket_appearing_is_picked_up() {
+    let dir = TempDir::new("docker-absent");
+    let rootfs = dir.path().join("host");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let sock = dir.path().join("docker.sock");
+    let e = start_exporter_with(
+        &format!("unix://{}", sock.display()),
+        &[format!("--path.rootfs={}", rootfs.display())],
+    );
+    std::thread::sleep(Duration::from_secs(3 * INTERVAL));
+    let m = e.metrics();
+    assert!(
+        !m.text.lines().any(|l| l.starts_with("sentinel_docker_")),
+        "docker series without docker:\n{}",
+        m.text
+    );
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_collector_installed",
+            &[("collector", "docker")]
+        ),
+        0.0
+    );
+    let (_, page) = common::http_get(e.port, "/").unwrap();
+    assert!(page.contains("not installed"), "{page}");
+
+    // The socket appears (a listener that never answers): watched from now on.
+    let _listener = UnixListener::bind(&sock).unwrap();
+    let m = e.wait_for(Duration::from_secs(10), "docker series", |m| {
+        m.has("sentinel_docker_up").then(|| m.clone())
+    });
+    assert_eq!(value(&m, "sentinel_docker_up", &[]), 0.0);
+    assert!(!m.has("sentinel_collector_installed"), "{}", m.text);
+    let (_, page) = common::http_get(e.port, "/").unwrap();
+    assert!(!page.contains("not installed"), "{page}");
+    // Once seen, a vanished socket is "down", not "not installed" again.
+    std::fs::remove_file(&sock).unwrap();
+    e.wait_for(Duration::from_secs(10), "down", |m| {
+        (failures(m, "ping", "connect") >= 1.0 && value(m, "sentinel_docker_up", &[]) == 0.0)
+            .then_some(())
+    });
+    assert_no_panic(&e);
 }

@@ -54,8 +54,11 @@ macro_rules! collectors {
     };
 }
 
+pub mod probing;
+
 collectors! {
     docker => |args, paths| docker::DockerCollector::new(args, paths),
+    cri => |args, paths| cri::CriCollector::new(args, paths),
     filesystem => |args, paths| filesystem::FilesystemCollector::new(args, paths),
     systemd => |args, _| systemd::SystemdCollector::new(args),
     processes => |args, paths| processes::ProcessesCollector::new(args, paths),
@@ -175,7 +178,14 @@ mod tests {
         assert!(!all.enabled("nonesuch"));
         assert_eq!(
             TOGGLES.iter().map(|t| t.name).collect::<Vec<_>>(),
-            ["docker", "filesystem", "systemd", "processes", "logs"]
+            [
+                "docker",
+                "cri",
+                "filesystem",
+                "systemd",
+                "processes",
+                "logs"
+            ]
         );
     }
 

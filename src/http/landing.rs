@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use crate::collector;
 use crate::findings;
-use crate::store::Store;
+use crate::store::{Status, Store};
 
 pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -101,11 +101,14 @@ pub fn landing_page(store: &Store, telemetry_path: &str) -> String {
     }
     let mut rows = String::new();
     for (slot, p) in store.slots().iter().zip(&current) {
-        let (status, class) = match (p.success, p.last_success) {
-            (true, _) => ("ok", "ok"),
-            (false, None) if p.last_error.is_none() => ("starting", "warn"),
-            _ => ("failing", "bad"),
+        let status = p.status();
+        let class = match status {
+            Status::Ok => "ok",
+            Status::Starting => "warn",
+            Status::Failing => "bad",
+            Status::NotInstalled => "",
         };
+        let status = status.word();
         let fresh = p
             .last_success
             .map(|t| format!("{:.0}s ago", (now - t).max(0.0)))

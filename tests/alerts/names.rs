@@ -25,6 +25,20 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_docker_daemon_start_time_seconds",
     "sentinel_docker_containers",
     "sentinel_docker_info",
+    "sentinel_cri_up",
+    "sentinel_cri_hung",
+    "sentinel_cri_probe_duration_seconds",
+    "sentinel_cri_probe_in_flight_seconds",
+    "sentinel_cri_probe_failures_total",
+    "sentinel_cri_last_success_timestamp_seconds",
+    "sentinel_cri_info",
+    "sentinel_cri_runtime_condition",
+    "sentinel_cri_runtime_restarts_total",
+    "sentinel_cri_runtime_start_time_seconds",
+    "sentinel_cri_pod_sandboxes",
+    "sentinel_cri_containers",
+    "sentinel_cri_container_stuck",
+    "sentinel_cri_image_filesystem_used_bytes",
     "sentinel_filesystem_size_bytes",
     "sentinel_filesystem_avail_bytes",
     "sentinel_filesystem_free_bytes",
@@ -58,16 +72,22 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_collector_duration_seconds",
     "sentinel_collector_last_success_timestamp_seconds",
     "sentinel_series_dropped_total",
+    "sentinel_collector_installed",
     "sentinel_build_info",
 ];
 
 /// Histogram families, whose series carry `_bucket`/`_sum`/`_count`.
-pub const HISTOGRAMS: &[&str] = &["sentinel_docker_probe_duration_seconds"];
+pub const HISTOGRAMS: &[&str] = &[
+    "sentinel_docker_probe_duration_seconds",
+    "sentinel_cri_probe_duration_seconds",
+];
 
 /// The collector a metric name belongs to ("self" for the exporter's own).
 pub fn collector_of(name: &str) -> &'static str {
     if name.starts_with("sentinel_docker_") {
         "docker"
+    } else if name.starts_with("sentinel_cri_") {
+        "cri"
     } else if name.starts_with("sentinel_filesystem_") {
         "filesystem"
     } else if name.starts_with("sentinel_systemd_") {

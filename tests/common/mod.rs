@@ -5,6 +5,7 @@
 //! with a note on stderr.
 #![allow(dead_code, clippy::disallowed_methods)]
 
+pub mod cri;
 pub mod deployed;
 
 use std::collections::BTreeMap;

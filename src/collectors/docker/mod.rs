@@ -22,6 +22,14 @@
 //! /proc/PID/stat of dockerd (any user) for the restart detection.
 //!
 //! Rules and their limits:
+//! - Not installed (METRICS.md): until there is a sign of Docker (the socket,
+//!   `/var/lib/docker` under `--path.rootfs`, or the pidfile naming a live
+//!   dockerd) the collector exports only `sentinel_collector_installed{collector="docker"} 0`,
+//!   so no Docker alert can fire on a containerd or CRI-O node. Once seen it
+//!   is watched for good: a vanished socket is down.
+//! - The probe bookkeeping (single-flight, hang spans, the drop guard, the
+//!   plain connect and /proc identity) is shared with the cri collector
+//!   ([`probing`](crate::collectors::probing)).
 //! - Every probe runs as its own task under `--collector.docker.timeout`, at
 //!   most one per operation at any time (single-flight): a hung daemon never
 //!   collects more than one connection per operation from us. `collect` only
@@ -43,7 +51,6 @@
 //!   per-container values are the latest answers; their age is in
 //!   `_last_success_timestamp_seconds{operation}`.
 
-mod daemon;
 mod probe;
 mod state;
 
@@ -59,7 +66,8 @@ use crate::metrics::{Family, Labels, flag};
 use crate::panics;
 use crate::values::parse_positive_duration;
 
-use daemon::{Check, DownKind, Target};
+use crate::collectors::probing::Ending;
+use crate::collectors::probing::daemon::{self, Check, DownKind, Target};
 use state::{Health, Op, Reason, STATES, Socket, State};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -127,48 +135,17 @@ pub struct DockerCollector {
     socket_log: FailureLog,
     hung: bool,
     tasks: Vec<JoinHandle<()>>,
+    paths: Paths,
+    /// Set at the first sign of Docker on the node, and kept.
+    installed: bool,
 }
+
+/// Docker's state directory: its presence is a sign of Docker even while the daemon is dead.
+const STATE_DIR: &str = "/var/lib/docker";
 
 /// A panicking probe task must not take the collector down with it.
 fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
     panics::lock(shared)
-}
-
-/// A background task's claim on the shared state (an operation's in-flight
-/// mark, the socket check's flag), released however the task ends: through
-/// [`Ending::finish`] normally, or by `abandon` when the task's future is
-/// dropped without finishing (it panicked, or was aborted). Without it, a
-/// panicking probe would leave `in_flight` set forever: that operation would
-/// never be probed again, and its growing age would read as a hang.
-struct Ending<F: FnOnce(&mut State, Option<String>)> {
-    shared: Arc<Mutex<State>>,
-    /// Called with the panic's text when the task unwound from a panic.
-    abandon: Option<F>,
-}
-
-impl<F: FnOnce(&mut State, Option<String>)> Ending<F> {
-    fn new(shared: Arc<Mutex<State>>, abandon: F) -> Self {
-        Ending {
-            shared,
-            abandon: Some(abandon),
-        }
-    }
-
-    /// Finish normally. If `f` itself panics, the claim is still released on drop.
-    fn finish(mut self, f: impl FnOnce(&mut State)) {
-        f(&mut lock(&self.shared));
-        self.abandon = None;
-    }
-}
-
-impl<F: FnOnce(&mut State, Option<String>)> Drop for Ending<F> {
-    fn drop(&mut self) {
-        if let Some(abandon) = self.abandon.take() {
-            let panicked = std::thread::panicking()
-                .then(|| panics::take_caught().unwrap_or_else(|| "panicked".into()));
-            abandon(&mut lock(&self.shared), panicked);
-        }
-    }
 }
 
 /// The claim of a probe of `op` that has begun. Abandoned, it ends as a failed
@@ -177,7 +154,7 @@ impl<F: FnOnce(&mut State, Option<String>)> Drop for Ending<F> {
 fn probe_claim(
     shared: Arc<Mutex<State>>,
     op: Op,
-) -> Ending<impl FnOnce(&mut State, Option<String>)> {
+) -> Ending<State, impl FnOnce(&mut State, Option<String>)> {
     let started = Instant::now();
     Ending::new(shared, move |st: &mut State, panicked| {
         st.finish(op, Err(Reason::Io), started.elapsed(), unix_now());
@@ -200,7 +177,7 @@ impl DockerCollector {
                 target,
                 timeout: args.timeout,
                 hang_threshold: args.hang_threshold,
-                identify: daemon::Identify::new(paths, pidfile),
+                identify: daemon::Identify::new("docker", &["dockerd"], paths, pidfile),
             }),
             shared: Arc::new(Mutex::new(State::new(args.max_containers))),
             client: None,
@@ -208,6 +185,27 @@ impl DockerCollector {
             socket_log: FailureLog::default(),
             hung: false,
             tasks: Vec::new(),
+            paths: paths.clone(),
+            installed: false,
+        }
+    }
+
+    /// Any sign of Docker on the node (METRICS.md's "not installed" rule): a
+    /// tcp address (given on purpose), the socket, the state directory under
+    /// `--path.rootfs`, or a pidfile naming a live dockerd. A /proc scan for
+    /// any dockerd would also see other namespaces' daemons, so it is not one.
+    /// systemd's unit list is the systemd collector's, and is not asked here.
+    fn sign_of_docker(&self) -> bool {
+        match &self.config.target {
+            Target::Tcp(_) | Target::Unsupported(_) => true,
+            Target::Unix(path) => {
+                std::fs::symlink_metadata(path).is_ok()
+                    || self
+                        .paths
+                        .resolve(STATE_DIR)
+                        .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok())
+                    || self.config.identify.pidfile_names_a_daemon()
+            }
         }
     }
 
@@ -510,6 +508,14 @@ impl Collector for DockerCollector {
                     "--collector.docker.host={host}: only unix:// and tcp:// (or http://) addresses are supported"
                 ),
             ));
+        }
+        if !self.installed {
+            self.installed = self.sign_of_docker();
+            if !self.installed {
+                // No subject series, so no Docker alert can fire on this node.
+                return Ok(crate::collector::not_installed("docker"));
+            }
+            tracing::info!(source = "docker", "docker is installed on this node: watching it");
         }
         let now = Instant::now();
         self.tasks.retain(|t| !t.is_finished());

@@ -9,7 +9,7 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::ListContainersOptions;
 
-use super::daemon::Target;
+use crate::collectors::probing::daemon::Target;
 use super::state::{Answer, Detail, Health, Listed, Op, Reason, container_name, state_index};
 
 /// A client for `target`. bollard checks that a unix socket exists when the

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::collector::FailureLog;
-use crate::metrics::HistogramValue;
+use crate::collectors::probing::{self, FailureReason};
+pub use crate::collectors::probing::{Identity, Socket};
 
 /// The probed API operations, in label order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,17 @@ impl Reason {
         }
     }
 
-    /// Whether the daemon sent something back, so the latency is worth recording.
+}
+
+impl FailureReason for Reason {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn is_timeout(self) -> bool {
+        self == Reason::Timeout
+    }
+
     fn answered(self) -> bool {
         matches!(self, Reason::HttpStatus | Reason::Decode)
     }
@@ -83,11 +94,6 @@ pub const STATES: [&str; 6] = [
     "exited",
     "created",
     "dead",
-];
-
-/// Latency buckets: a healthy local daemon answers in a few ms; 30 s is the default timeout.
-pub const BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// Health of a container that has a health check.
@@ -143,78 +149,8 @@ pub enum Answer {
     },
 }
 
-/// The daemon process behind the socket.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Identity {
-    pub pid: u32,
-    /// Start time in clock ticks since boot, as in /proc/PID/stat: exact, unlike the unix time.
-    pub start_ticks: u64,
-    /// Unix start time (boot time + ticks / ticks per second).
-    pub start_unix: f64,
-}
-
-/// What the latest plain connect to the daemon's address found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Socket {
-    /// Not checked yet.
-    Unknown,
-    /// Something listens: connected, or the connect is queued behind a full backlog.
-    Accepting,
-    /// Nothing to connect to (missing, refused, not a socket, no permission).
-    Down,
-}
-
-/// Per-operation bookkeeping.
-#[derive(Debug, Clone)]
-pub struct OpState {
-    /// Start of the outstanding probe, if any (single-flight: at most one).
-    pub in_flight: Option<Instant>,
-    /// Start of the first probe in the current run of timeouts: a hang longer
-    /// than the timeout spans several abandoned probes.
-    pub unanswered_since: Option<Instant>,
-    pub last_success_unix: Option<f64>,
-    /// Whether the latest finished probe succeeded.
-    pub last_ok: bool,
-    pub failures: [u64; 5],
-    pub duration: HistogramValue,
-    /// Logs a panicking probe of this operation once, and its recovery.
-    pub panic_log: FailureLog,
-}
-
-impl Default for OpState {
-    fn default() -> Self {
-        OpState {
-            in_flight: None,
-            unanswered_since: None,
-            last_success_unix: None,
-            last_ok: false,
-            failures: [0; 5],
-            duration: HistogramValue::new(&BUCKETS),
-            panic_log: FailureLog::default(),
-        }
-    }
-}
-
-impl OpState {
-    /// How long this operation has gone without an answer at `now` (zero if answered).
-    pub fn unanswered_for(&self, now: Instant) -> Duration {
-        let since = match (self.unanswered_since, self.in_flight) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(t) => t,
-                None => return Duration::ZERO,
-            },
-        };
-        now.saturating_duration_since(since)
-    }
-
-    /// Age of the outstanding probe (zero when none).
-    pub fn in_flight_for(&self, now: Instant) -> Duration {
-        self.in_flight
-            .map(|t| now.saturating_duration_since(t))
-            .unwrap_or(Duration::ZERO)
-    }
-}
+/// Per-operation bookkeeping, one failure counter per [`Reason`].
+pub type OpState = probing::OpState<5>;
 
 /// Everything the collector knows, shared between probe tasks and `collect`.
 #[derive(Debug)]
@@ -225,7 +161,7 @@ pub struct State {
     /// Logs a panicking socket check once, and its recovery.
     pub check_panic_log: FailureLog,
     /// The latest plain connect's result, for the failure log.
-    pub last_check: Option<super::daemon::Check>,
+    pub last_check: Option<probing::daemon::Check>,
     /// Generation of the client whose API version was negotiated.
     pub negotiated: u64,
     pub identity: Option<Identity>,
@@ -280,12 +216,7 @@ impl State {
 
     /// Mark a probe as started; false if one is already outstanding (single-flight).
     pub fn begin(&mut self, op: Op, now: Instant) -> bool {
-        let s = self.op_mut(op);
-        if s.in_flight.is_some() {
-            return false;
-        }
-        s.in_flight = Some(now);
-        true
+        self.op_mut(op).begin(now)
     }
 
     /// Record a finished probe: `elapsed` is the measured request time.
@@ -296,29 +227,12 @@ impl State {
         elapsed: Duration,
         unix_now: f64,
     ) {
-        let s = self.op_mut(op);
-        let started = s.in_flight.take();
-        match &result {
-            Ok(_) => {
-                s.unanswered_since = None;
-                s.last_ok = true;
-                s.last_success_unix = Some(unix_now);
-                s.duration.observe(elapsed.as_secs_f64());
-            }
-            Err(reason) => {
-                s.last_ok = false;
-                s.failures[*reason as usize] += 1;
-                if *reason == Reason::Timeout {
-                    s.unanswered_since = s.unanswered_since.or(started);
-                } else {
-                    s.unanswered_since = None;
-                }
-                if reason.answered() {
-                    s.duration.observe(elapsed.as_secs_f64());
-                }
-            }
-        }
-        if let Ok(answer) = result {
+        let (status, answer) = match result {
+            Ok(a) => (Ok(()), Some(a)),
+            Err(e) => (Err(e), None),
+        };
+        self.op_mut(op).finish(status, elapsed, unix_now);
+        if let Some(answer) = answer {
             self.apply(answer);
         }
     }

@@ -1,4 +1,4 @@
-//! Where the daemon is and which process it is: a plain connect (no HTTP)
+//! Where a daemon is and which process it is: a plain connect (no HTTP)
 //! tells "something listens" from "nothing there", and SO_PEERCRED plus
 //! /proc/PID/stat name the process, so a restart shows as a new PID or start time.
 //!
@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::state::Identity;
+use super::Identity;
 use crate::collector::FailureLog;
 use crate::host::Paths;
 use crate::host::paths::ResolveError;
@@ -160,6 +160,11 @@ impl IdentityError {
 /// counted and logged (once until it clears), never read as "same daemon".
 #[derive(Debug)]
 pub struct Identify {
+    /// The collector's name, for the failure log.
+    source: &'static str,
+    /// The `comm` values the daemon may have; any other peer (systemd holding
+    /// the socket) is not it.
+    comms: &'static [&'static str],
     procfs: PathBuf,
     paths: Paths,
     /// The pidfile as a host path; `None` when disabled.
@@ -169,8 +174,15 @@ pub struct Identify {
 }
 
 impl Identify {
-    pub fn new(paths: &Paths, pidfile: Option<String>) -> Self {
+    pub fn new(
+        source: &'static str,
+        comms: &'static [&'static str],
+        paths: &Paths,
+        pidfile: Option<String>,
+    ) -> Self {
         Identify {
+            source,
+            comms,
             procfs: paths.procfs.clone(),
             paths: paths.clone(),
             pidfile,
@@ -205,14 +217,14 @@ impl Identify {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         match found {
             Ok(Some(id)) => {
-                log.ok("docker");
+                log.ok(self.source);
                 Some(id)
             }
             Ok(None) => None,
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 log.failed(
-                    "docker",
+                    self.source,
                     e.kind(),
                     &format!("cannot name the daemon process, restarts go unseen: {e}"),
                 );
@@ -221,12 +233,17 @@ impl Identify {
         }
     }
 
+    /// Whether the pidfile names a live daemon process (a sign it is installed).
+    pub fn pidfile_names_a_daemon(&self) -> bool {
+        matches!(self.by_pidfile(), Ok(Some(_)))
+    }
+
     /// Lookups that failed for a reason other than absence, since start.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// The process with `pid`, if `/proc/PID/comm` says it is dockerd;
+    /// The process with `pid`, if `/proc/PID/comm` is one of the daemon's;
     /// `Ok(None)` if it is another process or gone.
     fn identity(&self, pid: u32) -> Result<Option<Identity>, IdentityError> {
         let Ok(pid) = i32::try_from(pid) else {
@@ -235,7 +252,7 @@ impl Identify {
         let Some(comm) = unless_gone(procfs::read_comm(&self.procfs, pid))? else {
             return Ok(None);
         };
-        if comm != "dockerd" {
+        if !self.comms.contains(&comm.as_str()) {
             return Ok(None);
         }
         let Some(stat) = unless_gone(procfs::read_stat(&self.procfs, pid))? else {
@@ -369,7 +386,12 @@ mod tests {
         }
 
         fn identify(&self, pidfile: &str) -> Identify {
-            Identify::new(&self.paths, Some(pidfile.to_string()))
+            Identify::new(
+                "docker",
+                &["dockerd"],
+                &self.paths,
+                Some(pidfile.to_string()),
+            )
         }
     }
 
@@ -423,7 +445,7 @@ mod tests {
         assert_eq!(id.find(Check::Backlogged), None);
         assert_eq!(id.failures(), 0);
         // A peer gone since the connect, and no pidfile configured.
-        let none = Identify::new(&host.paths, None);
+        let none = Identify::new("docker", &["dockerd"], &host.paths, None);
         assert_eq!(none.find(accepting(12345)), None);
         assert_eq!(none.find(accepting(1)), None);
         assert_eq!(none.failures(), 0);
