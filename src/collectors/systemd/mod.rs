@@ -71,8 +71,10 @@
 //!   `unit_state` already says they are not failed).
 //! - `sentinel_systemd_unit_stranded{dependency}`: see below; one series per
 //!   stranding dependency with 1, else `dependency=""` with 0, only for units
-//!   with a Requires=/BindsTo= dependency (per-dependency zeros would multiply
-//!   series by every Requires= of every unit: slices, basic.target...).
+//!   with a Requires=/BindsTo= dependency beyond the ones DefaultDependencies=
+//!   adds (its slice, sysinit.target, basic.target: they stop only at
+//!   shutdown; a unit stranded by one still gets its 1). Per-dependency zeros
+//!   would multiply series by every Requires= of every unit.
 //! - `sentinel_systemd_unit_start_limit_hit`: for failed units only: 1 if the
 //!   unit is failed although its Restart= policy covers how it failed (or
 //!   Result=start-limit-hit): systemd gave up restarting it. systemd 252

@@ -6,9 +6,6 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::metrics::{self, Family, Labels};
 
-/// The five states of the contract, in output order.
-pub const STATES: [&str; 5] = ["active", "activating", "deactivating", "inactive", "failed"];
-
 /// Series every unit has (state, activations, restart_loop): used to count
 /// what a cap cut. The series that depend on a unit's properties (restarts,
 /// unbounded, stranded) are not counted, since a cut unit's properties are
@@ -239,7 +236,7 @@ pub struct UnitView {
     /// Restart= is unknown or not `no`: NRestarts can move.
     pub may_restart: bool,
     pub restart_unbounded: bool,
-    /// The unit has a Requires=/BindsTo= dependency, so it can be stranded.
+    /// The unit has a Requires=/BindsTo= dependency that [`can_strand`] it.
     pub has_hard_deps: bool,
     /// Result, read only while the unit is failed.
     pub result: Option<String>,
@@ -388,6 +385,16 @@ pub fn select_units<'a>(
     let dropped = kept.iter().skip(cap).map(|n| series_per_unit(n)).sum();
     kept.truncate(cap);
     (kept, dropped)
+}
+
+/// Whether a Requires=/BindsTo= dependency makes a unit one that can be
+/// stranded, for its always-present `stranded` 0. DefaultDependencies= gives
+/// every service Requires= on its slice, sysinit.target and basic.target,
+/// which leave `active` only at shutdown or an isolate: counting them would
+/// give every unit the series. The rule itself still looks at every hard
+/// dependency, so a unit stranded by one of these is reported all the same.
+pub fn can_strand(dep: &str) -> bool {
+    !(dep.ends_with(".slice") || matches!(dep, "sysinit.target" | "basic.target"))
 }
 
 /// Group a unit's stranding dependencies: `deps` maps dependency name to its
@@ -563,6 +570,16 @@ mod tests {
         ];
         for (i, (t, d, want)) in cases.into_iter().enumerate() {
             assert_eq!(stranded_by(t, &d), want, "case {i}: {t} {d:?}");
+        }
+    }
+
+    #[test]
+    fn default_dependencies_do_not_make_a_unit_strandable() {
+        for d in ["system.slice", "app.slice", "sysinit.target", "basic.target"] {
+            assert!(!can_strand(d), "{d}");
+        }
+        for d in ["flanneld.service", "docker.socket", "var-lib.mount", "network-online.target"] {
+            assert!(can_strand(d), "{d}");
         }
     }
 
