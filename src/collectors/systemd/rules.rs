@@ -740,4 +740,69 @@ mod tests {
         assert!(!down.contains("unit_state"));
         assert!(!down.contains("read_failures"));
     }
+
+    /// Every finding has its series wherever the unit can have the finding,
+    /// and a true finding is always reported, whatever the unit's properties.
+    #[test]
+    fn every_finding_has_its_series_where_it_can_fire() {
+        let health = ReadHealth::default();
+        for policy in [false, true] {
+            for deps in [false, true] {
+                for state in ["active", "inactive", "failed", "activating"] {
+                    for fired in [false, true] {
+                        let u = UnitView {
+                            name: "u.service".into(),
+                            active_state: state.into(),
+                            restarts: Some(3),
+                            may_restart: policy,
+                            restart_policy: policy,
+                            has_hard_deps: deps,
+                            restart_loop: fired,
+                            restart_unbounded: fired && policy,
+                            // A unit stranded by a default dependency
+                            // (basic.target) has no always-present 0, yet its 1 shows.
+                            stranded_by: if fired && state != "active" {
+                                vec!["basic.target".into()]
+                            } else {
+                                vec![]
+                            },
+                            start_limit_hit: fired && state == "failed",
+                            result: (state == "failed").then(|| "exit-code".into()),
+                            ..Default::default()
+                        };
+                        let fams = families(true, std::slice::from_ref(&u), &health);
+                        let series = |name: &str| -> Vec<f64> {
+                            fams.iter()
+                                .filter(|f| f.name == name)
+                                .flat_map(|f| f.samples.iter())
+                                .filter_map(|s| match s.value {
+                                    metrics::Value::Number(v) => Some(v),
+                                    _ => None,
+                                })
+                                .collect()
+                        };
+                        let case = format!("policy={policy} deps={deps} {state} fired={fired}");
+                        let failed = state == "failed";
+                        assert_eq!(series("sentinel_systemd_unit_state"), [1.0], "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_restart_loop"), [metrics::flag(fired)], "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_activations").len(), 1, "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_restarts").len(), usize::from(policy), "{case}");
+                        let unbounded = series("sentinel_systemd_unit_restart_unbounded");
+                        assert_eq!(unbounded.len(), usize::from(policy), "{case}");
+                        assert!(unbounded.iter().all(|v| *v == metrics::flag(fired)), "{case}");
+                        let stranded = series("sentinel_systemd_unit_stranded");
+                        let is_stranded = !u.stranded_by.is_empty();
+                        assert_eq!(stranded.len(), usize::from(deps || is_stranded), "{case}");
+                        assert!(stranded.iter().all(|v| *v == metrics::flag(is_stranded)), "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_failed"), if failed { vec![1.0] } else { vec![] }, "{case}");
+                        assert_eq!(
+                            series("sentinel_systemd_unit_start_limit_hit"),
+                            if failed { vec![metrics::flag(fired)] } else { vec![] },
+                            "{case}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
