@@ -46,11 +46,11 @@
 //! property" is an answer, not a failure: the value is unknown at once.
 //!
 //! # Metrics (labels `unit`, plus the noted extra)
-//! - `sentinel_systemd_up`: 1 if the manager answered this round; when 0 no
-//!   unit series are reported (they would be stale).
 //! Each series is there only where it can carry something: a finding's
 //! always-present 0 only for units that can have that finding, and no
 //! series whose value another one already says.
+//! - `sentinel_systemd_up`: 1 if the manager answered this round; when 0 no
+//!   unit series are reported (they would be stale).
 //! - `sentinel_systemd_unit_state{state}`: one series, the current state, 1.
 //!   The other four states would always be 0; `unit_state{state="failed"} == 0`
 //!   is written `unit_state{state!="failed"}` (the unit is watched and not failed).
