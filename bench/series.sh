@@ -199,9 +199,10 @@ report() { # name url pid cpu_ns_total background_ns
   echo "  scrape latency:    $(pct "$D/$6.times") ($SCRAPES scrapes)"
   awk -v c="$4" -v bg="$5" -v n="$SCRAPES" 'BEGIN {
       printf "  CPU per scrape:    %.3f ms (%.3f ms raw, background collection %.3f ms of it)\n", (c - bg) / n / 1e6, c / n / 1e6, bg / n / 1e6 }'
-  echo "  RSS:               $(rss_kib "$3") KiB (peak $(awk '/^VmHWM/ {print $2}' /proc/"$3"/status) KiB)"
+  echo "  RSS:               $(rss_kib "$3") KiB ($(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^VmHWM/ {h=$2} END {printf "anonymous %d, file-backed (the binary'"'"'s pages) %d, peak %d", a, f, h}' /proc/"$3"/status) KiB)"
 }
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine delays scrapes too)"
 report "node-sentinel $("$BIN" --version 2>&1 | head -1)" "$S_URL" $SENTINEL $s_cpu $(( idle_ns_per_s * s_wall / 1000000000 )) s
 curl -s "$S_URL" | grep -v '^#' | sed 's/[{ ].*//; s/_bucket$//; s/_count$//; s/_sum$//' | sed 's/^\(sentinel_[a-z]*\)_.*/\1/' | sort | uniq -c | sort -rn | awk '{printf "    %5d %s\n", $1, $2}'
 echo
