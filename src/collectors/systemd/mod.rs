@@ -96,8 +96,9 @@
 //!
 //! Units: those matching `--collector.systemd.unit-include` and not
 //! `-exclude` (both anchored), without load state `not-found`, at most
-//! `--collector.systemd.max-units` of them in name order; the series of the
-//! rest are counted in `sentinel_series_dropped_total{collector="systemd"}`.
+//! `--collector.systemd.max-units` of them in name order; the rest are
+//! counted, 3 series a unit (what every unit has: its properties are never
+//! read), in `sentinel_series_dropped_total{collector="systemd"}`.
 //!
 //! # The stranded rule
 //! A unit U is stranded by D when all of these hold:
