@@ -201,11 +201,15 @@ def systemd_rules(c):
              "systemd will not start {{ $labels.unit }} again by itself.",
              "systemd"),
         rule(c, "SentinelUnitRestartLoop",
-             f"sentinel_systemd_unit_restarts_total{s}\n  and\nsentinel_systemd_unit_restart_loop{s} == 1",
+             # restarts_total exists only for units with a Restart= policy; a loop
+             # can come from a health checker restarting a unit without one, and
+             # then the exporter's activations count is the figure to show.
+             f"(\n  sentinel_systemd_unit_restarts_total{s}\n    or\n  sentinel_systemd_unit_activations_total{s}\n)\n  and\nsentinel_systemd_unit_restart_loop{s} == 1",
              y["restartLoopFor"], "warning",
              "A unit is restarting in a loop.",
-             "{{ $labels.unit }} on {{ $labels.instance }} keeps restarting; systemd counts "
-             "{{ $value | printf \"%.0f\" }} automatic restarts (NRestarts) so far.",
+             "{{ $labels.unit }} on {{ $labels.instance }} keeps restarting; it counts "
+             "{{ $value | printf \"%.0f\" }} restarts so far (systemd's NRestarts with a Restart= policy, "
+             "else the activations node-sentinel saw).",
              "systemd"),
         rule(c, "SentinelUnitFailed",
              f"sentinel_systemd_unit_failed{s} == 1",

@@ -15,6 +15,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "node-sentinel.json")
 S = 'job=~"$job", instance=~"$instance"'
+# Some unit series exist only where they can be non-zero (failed only while
+# failed, stranded only for units with a Requires=/BindsTo=): a count of
+# them falls back to 0 for every node whose systemd collector answers.
+ZERO_BY_INSTANCE = f" or sum by (instance) (sentinel_systemd_up{{{S}}}) * 0"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 WEEK = 7 * 86400
 
@@ -82,11 +86,11 @@ def overview(y):
         panel("stat", "Docker hung", "sentinel_docker_hung: the socket accepts connections but a probe is unanswered past the hang threshold.",
               "none", [(f"sentinel_docker_hung{{{S}}}", "{{instance}}", "A", True)], 3, 4, 3, y0, mappings=OKBAD),
         panel("stat", "Stranded units", "Units stopped by a dependency restart that systemd will not start again (the dependency-restart trap).",
-              "none", [(f"sum by (instance) (sentinel_systemd_unit_stranded{{{S}}})", "{{instance}}", "A", True)], 3, 4, 6, y0, thresholds=RED_IF_ANY),
+              "none", [(f"sum by (instance) (sentinel_systemd_unit_stranded{{{S}}}){ZERO_BY_INSTANCE}", "{{instance}}", "A", True)], 3, 4, 6, y0, thresholds=RED_IF_ANY),
         panel("stat", "Looping units", "Units whose restarts or activations reached the loop threshold within the loop window.",
               "none", [(f"sum by (instance) (sentinel_systemd_unit_restart_loop{{{S}}})", "{{instance}}", "A", True)], 3, 4, 9, y0, thresholds=RED_IF_ANY),
         panel("stat", "Failed units", "Units in the failed state now.",
-              "none", [(f"sum by (instance) (sentinel_systemd_unit_failed{{{S}}})", "{{instance}}", "A", True)], 3, 4, 12, y0, thresholds=RED_IF_ANY),
+              "none", [(f"sum by (instance) (sentinel_systemd_unit_failed{{{S}}}){ZERO_BY_INSTANCE}", "{{instance}}", "A", True)], 3, 4, 12, y0, thresholds=RED_IF_ANY),
         panel("stat", "Zombies", "Defunct processes now, and those whose parent is PID 1 (init not reaping).", "none",
               [(f"sum by (instance) (sentinel_zombie_processes{{{S}}})", "zombies", "A", True),
                (f"sentinel_zombie_processes_reaped_by_init_pending{{{S}}}", "orphans init has not reaped", "B", True)],

@@ -23,8 +23,67 @@ use prometheus_client::metrics::MetricType;
 pub const HELP_SUFFIX: &str =
     " (sampled in the background; see sentinel_collector_last_success_timestamp_seconds)";
 
-/// A label set: fixed keys, values from the machine (already capped by the collector).
+/// A label set: fixed keys, values from the machine. Values longer than
+/// [`MAX_LABEL_VALUE_BYTES`] are shortened by [`cap_label_value`] when the
+/// series is added to its family.
 pub type Labels = Vec<(&'static str, String)>;
+
+/// The longest label value the exporter writes, in bytes (UTF-8).
+///
+/// Paths, mountpoints, unit names and command names come from the machine
+/// and can be as long as it likes (PATH_MAX is 4096): one long value per
+/// series, times every scrape and every sample Prometheus keeps, is what
+/// makes an exposition heavy.
+pub const MAX_LABEL_VALUE_BYTES: usize = 128;
+
+/// Bytes kept from each end of a value that is cut; the rest of the
+/// [`MAX_LABEL_VALUE_BYTES`] is `~`, 8 hex digits, `~`.
+const KEPT_EACH_END: usize = (MAX_LABEL_VALUE_BYTES - 10) / 2;
+
+/// The one rule for long label values: a value over
+/// [`MAX_LABEL_VALUE_BYTES`] becomes its first 59 bytes, `~`, 8 hex digits
+/// of a hash (64-bit FNV-1a, upper half) of the whole value, `~`, and its
+/// last 59 bytes (both cut back to a character boundary). Both ends stay
+/// readable (a path's root and its file name), the hash keeps two values
+/// that share both ends apart, and the same value gives the same label in
+/// every round and every run.
+pub fn cap_label_value(value: &mut String) {
+    if value.len() <= MAX_LABEL_VALUE_BYTES {
+        return;
+    }
+    let mut head = KEPT_EACH_END;
+    while !value.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = value.len() - KEPT_EACH_END;
+    while !value.is_char_boundary(tail) {
+        tail += 1;
+    }
+    let capped = format!(
+        "{}~{:08x}~{}",
+        &value[..head],
+        fnv1a(value.as_bytes()) >> 32,
+        &value[tail..]
+    );
+    *value = capped;
+}
+
+/// 64-bit FNV-1a: stable across runs and platforms (std's hasher is not
+/// guaranteed to be).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn cap_labels(labels: &mut Labels) {
+    for (_, value) in labels.iter_mut() {
+        cap_label_value(value);
+    }
+}
 
 /// One metric family: a name, its help text, and its samples.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,8 +179,11 @@ impl Family {
         Self::new(name, help, Kind::Histogram)
     }
 
-    /// Add a numeric series (gauge or counter).
-    pub fn push(&mut self, labels: Labels, value: f64) -> &mut Self {
+    /// Add a numeric series (gauge or counter). Every series goes through
+    /// here or [`Family::push_histogram`], so this is where label values are
+    /// capped ([`cap_label_value`]).
+    pub fn push(&mut self, mut labels: Labels, value: f64) -> &mut Self {
+        cap_labels(&mut labels);
         self.samples.push(Sample {
             labels,
             value: Value::Number(value),
@@ -130,7 +192,8 @@ impl Family {
     }
 
     /// Add a histogram series.
-    pub fn push_histogram(&mut self, labels: Labels, value: HistogramValue) -> &mut Self {
+    pub fn push_histogram(&mut self, mut labels: Labels, value: HistogramValue) -> &mut Self {
+        cap_labels(&mut labels);
         self.samples.push(Sample {
             labels,
             value: Value::Histogram(value),
@@ -494,6 +557,49 @@ mod tests {
         let text = render(&[g]);
         assert!(text.contains("sentinel_z{name=\"inf\"} -Inf\n"), "{text}");
         assert!(text.contains("sentinel_z{name=\" \"} +Inf\n"), "{text}");
+    }
+
+    #[test]
+    fn long_label_values_keep_both_ends_and_stay_distinct() {
+        let short = "/var/log/syslog".to_string();
+        let mut v = short.clone();
+        cap_label_value(&mut v);
+        assert_eq!(v, short);
+        let exact = "x".repeat(MAX_LABEL_VALUE_BYTES);
+        let mut v = exact.clone();
+        cap_label_value(&mut v);
+        assert_eq!(v, exact);
+
+        let id = "0123456789abcdef".repeat(4);
+        let path = |n: &str| format!("/var/lib/docker/containers/{id}/{n}/{id}-json.log");
+        let (mut a, mut b) = (path("a"), path("b"));
+        cap_label_value(&mut a);
+        cap_label_value(&mut b);
+        assert!(a.len() <= MAX_LABEL_VALUE_BYTES, "{a}");
+        assert_ne!(a, b, "values that differ only in the middle stay apart");
+        assert!(a.starts_with("/var/lib/docker/containers/0123"), "{a}");
+        assert!(a.ends_with("-json.log"), "{a}");
+        let mut again = path("a");
+        cap_label_value(&mut again);
+        assert_eq!(a, again, "stable");
+
+        // Cuts land on character boundaries.
+        let mut wide = "é".repeat(100);
+        cap_label_value(&mut wide);
+        assert!(wide.len() <= MAX_LABEL_VALUE_BYTES, "{wide}");
+        assert!(wide.starts_with("éé") && wide.ends_with("éé"), "{wide}");
+
+        // Applied where series are added, to every label.
+        let mut g = Family::gauge("sentinel_w", "W.");
+        g.push(vec![("path", path("a")), ("comm", "x".into())], 1.0);
+        g.push_histogram(vec![("path", path("a"))], HistogramValue::new(&[1.0]));
+        for s in &g.samples {
+            assert!(
+                s.labels
+                    .iter()
+                    .all(|(_, v)| v.len() <= MAX_LABEL_VALUE_BYTES)
+            );
+        }
     }
 
     #[test]

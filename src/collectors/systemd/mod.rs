@@ -46,30 +46,44 @@
 //! property" is an answer, not a failure: the value is unknown at once.
 //!
 //! # Metrics (labels `unit`, plus the noted extra)
+//! Each series is there only where it can carry something: a finding's
+//! always-present 0 only for units that can have that finding, and no
+//! series whose value another one already says.
 //! - `sentinel_systemd_up`: 1 if the manager answered this round; when 0 no
 //!   unit series are reported (they would be stale).
-//! - `sentinel_systemd_unit_state{state}`: five series, 1 for the current state.
-//! - `sentinel_systemd_unit_restarts_total`: systemd's NRestarts (services).
+//! - `sentinel_systemd_unit_state{state}`: one series, the current state, 1.
+//!   The other four states would always be 0; `unit_state{state="failed"} == 0`
+//!   is written `unit_state{state!="failed"}` (the unit is watched and not failed).
+//! - `sentinel_systemd_unit_restarts_total`: systemd's NRestarts, for services
+//!   whose Restart= is not `no` (or unknown): with `no` it never moves.
 //! - `sentinel_systemd_unit_activations_total`: entries into `active` seen by
 //!   the exporter (an advance of ActiveEnterTimestampMonotonic in a signal,
 //!   or at the first round after a reconnect, which counts as one), whoever
-//!   caused them. Starts at 0 when the unit is first seen.
+//!   caused them. Starts at 0 when the unit is first seen. Every unit.
 //! - `sentinel_systemd_unit_restart_loop`: NRestarts increases or activations
 //!   within `--collector.systemd.restart-loop-window` reached the threshold.
+//!   Every unit: health checkers restart units that have no Restart= policy.
 //! - `sentinel_systemd_unit_restart_unbounded`: Restart= is not `no` and
 //!   StartLimitIntervalUSec or StartLimitBurst is 0 (an unknown limit is not 0).
-//! - `sentinel_systemd_unit_failed{result}`: 1 while failed, with systemd's
-//!   Result; `result=""` and 0 while not failed (Result is only read for
-//!   failed units, and one series per unit keeps cardinality flat).
+//!   Only for units whose Restart= is known and not `no`.
+//! - `sentinel_systemd_unit_failed{result}`: 1 with systemd's Result, for
+//!   failed units only (Result is only read for them; for the others
+//!   `unit_state` already says they are not failed).
 //! - `sentinel_systemd_unit_stranded{dependency}`: see below; one series per
-//!   stranding dependency with 1, else `dependency=""` with 0, so every unit
-//!   always has a series (per-dependency zeros would multiply series by every
-//!   Requires= of every unit: slices, basic.target, sysinit.target...).
-//! - `sentinel_systemd_unit_start_limit_hit`: the unit is failed although its
-//!   Restart= policy covers how it failed (or Result=start-limit-hit): systemd
-//!   gave up restarting it. systemd 252 reports Result=exit-code when an
-//!   automatic restart runs into the start limit, so Result alone hides it.
-//!   Limits: RestartPreventExitStatus= and a failed stop job look the same.
+//!   stranding dependency with 1, else `dependency=""` with 0, only for units
+//!   with a Requires=/BindsTo= dependency beyond the ones DefaultDependencies=
+//!   adds (its slice, sysinit.target, basic.target: they stop only at
+//!   shutdown; a unit stranded by one still gets its 1). Per-dependency zeros
+//!   would multiply series by every Requires= of every unit.
+//! - `sentinel_systemd_unit_start_limit_hit`: for failed units only: 1 if the
+//!   unit is failed although its Restart= policy covers how it failed (or
+//!   Result=start-limit-hit): systemd gave up restarting it. systemd 252
+//!   reports Result=exit-code when an automatic restart runs into the start
+//!   limit, so Result alone hides it. Limits: RestartPreventExitStatus= and a
+//!   failed stop job look the same.
+//!
+//! A unit with no Restart= policy and no hard dependency costs three series
+//! (state, activations, restart_loop); one with both, six.
 //!
 //! The collector's own (no `unit` label, reported while `up` is 1):
 //! - `sentinel_systemd_property_read_failures_total{reason}`: failed Gets
@@ -82,8 +96,9 @@
 //!
 //! Units: those matching `--collector.systemd.unit-include` and not
 //! `-exclude` (both anchored), without load state `not-found`, at most
-//! `--collector.systemd.max-units` of them in name order; the series of the
-//! rest are counted in `sentinel_series_dropped_total{collector="systemd"}`.
+//! `--collector.systemd.max-units` of them in name order; the rest are
+//! counted, 3 series a unit (what every unit has: its properties are never
+//! read), in `sentinel_series_dropped_total{collector="systemd"}`.
 //!
 //! # The stranded rule
 //! A unit U is stranded by D when all of these hold:

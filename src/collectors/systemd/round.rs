@@ -353,7 +353,10 @@ pub fn fold_round(
                 restart_loop: t.restart_times.count_within(now, settings.window)
                     >= settings.threshold
                     || t.activation_times.count_within(now, settings.window) >= settings.threshold,
+                restart_policy: statics.restarts(),
+                may_restart: statics.restart.as_deref() != Some("no"),
                 restart_unbounded: statics.restart_unbounded(),
+                has_hard_deps: statics.hard_deps.iter().any(|d| rules::can_strand(d)),
                 start_limit_hit: rules::start_limit_hit(
                     &l.active_state,
                     result.as_deref(),

@@ -6,13 +6,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::metrics::{self, Family, Labels};
 
-/// The five states of the contract, in output order.
-pub const STATES: [&str; 5] = ["active", "activating", "deactivating", "inactive", "failed"];
-
-/// Series emitted per unit (state ×5, activations, loop, unbounded, stranded,
-/// failed, start_limit_hit) plus restarts for services: used to count what a cap cut.
-pub fn series_per_unit(name: &str) -> u64 {
-    if is_service(name) { 12 } else { 11 }
+/// Series every unit has (state, activations, restart_loop): used to count
+/// what a cap cut. The series that depend on a unit's properties (restarts,
+/// unbounded, stranded) are not counted, since a cut unit's properties are
+/// never read.
+pub fn series_per_unit(_name: &str) -> u64 {
+    3
 }
 
 /// Whether the unit is a service (has the Service interface: NRestarts, Restart, Result).
@@ -230,7 +229,15 @@ pub struct UnitView {
     pub restarts: Option<u32>,
     pub activations: u64,
     pub restart_loop: bool,
+    /// Restart= is known and not `no`: systemd restarts it by itself, so
+    /// NRestarts can move and `restart_unbounded` can hold. Unknown is false
+    /// (an unknown property is never reported as 0).
+    pub restart_policy: bool,
+    /// Restart= is unknown or not `no`: NRestarts can move.
+    pub may_restart: bool,
     pub restart_unbounded: bool,
+    /// The unit has a Requires=/BindsTo= dependency that [`can_strand`] it.
+    pub has_hard_deps: bool,
     /// Result, read only while the unit is failed.
     pub result: Option<String>,
     /// Dependencies that strand this unit, sorted.
@@ -262,11 +269,11 @@ pub fn families(up: bool, units: &[UnitView], health: &ReadHealth) -> Vec<Family
     }
     let mut state = Family::gauge(
         "sentinel_systemd_unit_state",
-        "Unit state: one series per state (active, activating, deactivating, inactive, failed), 1 for the current one.",
+        "Unit state: one series per unit, for its current state (active, activating, deactivating, inactive, failed), always 1.",
     );
     let mut restarts = Family::counter(
         "sentinel_systemd_unit_restarts",
-        "systemd's NRestarts: automatic restarts by Restart= (reset by a manual restart).",
+        "systemd's NRestarts: automatic restarts by Restart= (reset by a manual restart); services whose Restart= is not no.",
     );
     let mut activations = Family::counter(
         "sentinel_systemd_unit_activations",
@@ -278,19 +285,19 @@ pub fn families(up: bool, units: &[UnitView], health: &ReadHealth) -> Vec<Family
     );
     let mut unbounded = Family::gauge(
         "sentinel_systemd_unit_restart_unbounded",
-        "1 if Restart= is not no and no start limit applies: systemd restarts it forever.",
+        "1 if Restart= is not no and no start limit applies: systemd restarts it forever (units with a Restart= policy only).",
     );
     let mut stranded = Family::gauge(
         "sentinel_systemd_unit_stranded",
-        "1 if a Requires=/BindsTo= dependency's stop or restart stopped the unit, the dependency is active again and nothing will start the unit (dependency=\"\" and 0 when not stranded).",
+        "1 if a Requires=/BindsTo= dependency's stop or restart stopped the unit, the dependency is active again and nothing will start the unit (units with such a dependency only; dependency=\"\" and 0 when not stranded).",
     );
     let mut failed = Family::gauge(
         "sentinel_systemd_unit_failed",
-        "1 while the unit is failed, with systemd's Result (result=\"\" and 0 when not failed).",
+        "1 with systemd's Result, for failed units only.",
     );
     let mut limit = Family::gauge(
         "sentinel_systemd_unit_start_limit_hit",
-        "1 if the unit is failed although its Restart= policy covers how it failed: systemd gave up restarting it (start limit).",
+        "1 if the unit is failed although its Restart= policy covers how it failed: systemd gave up restarting it (start limit); failed units only.",
     );
     let mut read_failures = Family::counter(
         "sentinel_systemd_property_read_failures",
@@ -311,19 +318,21 @@ pub fn families(up: bool, units: &[UnitView], health: &ReadHealth) -> Vec<Family
     undecodable.push(vec![], health.undecodable_signals as f64);
     for u in units {
         let unit = || -> Labels { vec![("unit", u.name.clone())] };
-        let current = contract_state(&u.active_state);
-        for s in STATES {
+        // Only the current state: the other four would always be 0.
+        if let Some(current) = contract_state(&u.active_state) {
             let mut l = unit();
-            l.push(("state", s.to_string()));
-            state.push(l, metrics::flag(current == Some(s)));
+            l.push(("state", current.to_string()));
+            state.push(l, 1.0);
         }
-        if let Some(n) = u.restarts {
+        if let Some(n) = u.restarts.filter(|_| u.may_restart) {
             restarts.push(unit(), f64::from(n));
         }
         activations.push(unit(), u.activations as f64);
         restart_loop.push(unit(), metrics::flag(u.restart_loop));
-        unbounded.push(unit(), metrics::flag(u.restart_unbounded));
-        if u.stranded_by.is_empty() {
+        if u.restart_policy {
+            unbounded.push(unit(), metrics::flag(u.restart_unbounded));
+        }
+        if u.stranded_by.is_empty() && u.has_hard_deps {
             let mut l = unit();
             l.push(("dependency", String::new()));
             stranded.push(l, 0.0);
@@ -333,16 +342,14 @@ pub fn families(up: bool, units: &[UnitView], health: &ReadHealth) -> Vec<Family
             l.push(("dependency", dep.clone()));
             stranded.push(l, 1.0);
         }
-        let is_failed = u.active_state == "failed";
-        let mut l = unit();
-        let result = if is_failed {
-            u.result.clone().unwrap_or_default()
-        } else {
-            String::new()
-        };
-        l.push(("result", result));
-        failed.push(l, metrics::flag(is_failed));
-        limit.push(unit(), metrics::flag(u.start_limit_hit));
+        // Both can only be 1 while failed; while not failed their 0 would
+        // repeat what unit_state says.
+        if u.active_state == "failed" {
+            let mut l = unit();
+            l.push(("result", u.result.clone().unwrap_or_default()));
+            failed.push(l, 1.0);
+            limit.push(unit(), metrics::flag(u.start_limit_hit));
+        }
     }
     vec![
         fam_up,
@@ -378,6 +385,16 @@ pub fn select_units<'a>(
     let dropped = kept.iter().skip(cap).map(|n| series_per_unit(n)).sum();
     kept.truncate(cap);
     (kept, dropped)
+}
+
+/// Whether a Requires=/BindsTo= dependency makes a unit one that can be
+/// stranded, for its always-present `stranded` 0. DefaultDependencies= gives
+/// every service Requires= on its slice, sysinit.target and basic.target,
+/// which leave `active` only at shutdown or an isolate: counting them would
+/// give every unit the series. The rule itself still looks at every hard
+/// dependency, so a unit stranded by one of these is reported all the same.
+pub fn can_strand(dep: &str) -> bool {
+    !(dep.ends_with(".slice") || matches!(dep, "sysinit.target" | "basic.target"))
 }
 
 /// Group a unit's stranding dependencies: `deps` maps dependency name to its
@@ -557,6 +574,16 @@ mod tests {
     }
 
     #[test]
+    fn default_dependencies_do_not_make_a_unit_strandable() {
+        for d in ["system.slice", "app.slice", "sysinit.target", "basic.target"] {
+            assert!(!can_strand(d), "{d}");
+        }
+        for d in ["flanneld.service", "docker.socket", "var-lib.mount", "network-online.target"] {
+            assert!(can_strand(d), "{d}");
+        }
+    }
+
+    #[test]
     fn stranding_deps_sorted_and_filtered() {
         let mut deps = BTreeMap::new();
         deps.insert("b.service".to_string(), dep(true, 12 * S, 10 * S, 0));
@@ -625,16 +652,35 @@ mod tests {
                 active_state: "inactive".into(),
                 restarts: Some(0),
                 stranded_by: vec!["flanneld.service".into()],
+                has_hard_deps: true,
                 ..Default::default()
             },
             UnitView {
                 name: "loop.service".into(),
                 active_state: "failed".into(),
                 restarts: Some(12),
+                may_restart: true,
+                restart_policy: true,
                 activations: 3,
                 restart_loop: true,
                 result: Some("exit-code".into()),
                 start_limit_hit: true,
+                ..Default::default()
+            },
+            UnitView {
+                name: "kubelet.service".into(),
+                active_state: "active".into(),
+                restarts: Some(0),
+                may_restart: true,
+                restart_policy: true,
+                has_hard_deps: true,
+                ..Default::default()
+            },
+            // Restart=no, no hard dependency, running: only what any unit can have.
+            UnitView {
+                name: "cron.service".into(),
+                active_state: "active".into(),
+                restarts: Some(0),
                 ..Default::default()
             },
         ];
@@ -649,14 +695,17 @@ mod tests {
         for want in [
             "sentinel_systemd_up 1",
             r#"sentinel_systemd_unit_state{unit="dockerd.service",state="inactive"} 1"#,
-            r#"sentinel_systemd_unit_state{unit="dockerd.service",state="active"} 0"#,
+            r#"sentinel_systemd_unit_state{unit="cron.service",state="active"} 1"#,
             r#"sentinel_systemd_unit_stranded{unit="dockerd.service",dependency="flanneld.service"} 1"#,
-            r#"sentinel_systemd_unit_stranded{unit="loop.service",dependency=""} 0"#,
+            r#"sentinel_systemd_unit_stranded{unit="kubelet.service",dependency=""} 0"#,
             r#"sentinel_systemd_unit_failed{unit="loop.service",result="exit-code"} 1"#,
-            r#"sentinel_systemd_unit_failed{unit="dockerd.service",result=""} 0"#,
             r#"sentinel_systemd_unit_restarts_total{unit="loop.service"} 12"#,
+            r#"sentinel_systemd_unit_restarts_total{unit="kubelet.service"} 0"#,
             r#"sentinel_systemd_unit_activations_total{unit="loop.service"} 3"#,
+            r#"sentinel_systemd_unit_activations_total{unit="cron.service"} 0"#,
             r#"sentinel_systemd_unit_restart_loop{unit="loop.service"} 1"#,
+            r#"sentinel_systemd_unit_restart_loop{unit="cron.service"} 0"#,
+            r#"sentinel_systemd_unit_restart_unbounded{unit="kubelet.service"} 0"#,
             r#"sentinel_systemd_unit_start_limit_hit{unit="loop.service"} 1"#,
             r#"sentinel_systemd_property_read_failures_total{reason="limits"} 4"#,
             r#"sentinel_systemd_property_read_failures_total{reason="timeout"} 0"#,
@@ -665,9 +714,95 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+        for absent in [
+            // other states, not-failed units' failed/start_limit_hit
+            r#"sentinel_systemd_unit_state{unit="dockerd.service",state="active"}"#,
+            r#"sentinel_systemd_unit_failed{unit="dockerd.service""#,
+            r#"sentinel_systemd_unit_start_limit_hit{unit="kubelet.service"}"#,
+            // no Restart= policy: no NRestarts, no unbounded
+            r#"sentinel_systemd_unit_restarts_total{unit="cron.service"}"#,
+            r#"sentinel_systemd_unit_restart_unbounded{unit="cron.service"}"#,
+            r#"sentinel_systemd_unit_restart_unbounded{unit="dockerd.service"}"#,
+            // no Requires=/BindsTo=: cannot be stranded
+            r#"sentinel_systemd_unit_stranded{unit="cron.service""#,
+            r#"sentinel_systemd_unit_stranded{unit="loop.service""#,
+        ] {
+            assert!(!text.contains(absent), "unexpected {absent} in\n{text}");
+        }
+        // A unit with neither policy nor dependency costs three series.
+        let cron = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(r#"unit="cron.service""#))
+            .count();
+        assert_eq!(cron as u64, series_per_unit("cron.service"));
         let down = metrics::render(&families(false, &units, &health));
         assert!(down.contains("sentinel_systemd_up 0"));
         assert!(!down.contains("unit_state"));
         assert!(!down.contains("read_failures"));
+    }
+
+    /// Every finding has its series wherever the unit can have the finding,
+    /// and a true finding is always reported, whatever the unit's properties.
+    #[test]
+    fn every_finding_has_its_series_where_it_can_fire() {
+        let health = ReadHealth::default();
+        for policy in [false, true] {
+            for deps in [false, true] {
+                for state in ["active", "inactive", "failed", "activating"] {
+                    for fired in [false, true] {
+                        let u = UnitView {
+                            name: "u.service".into(),
+                            active_state: state.into(),
+                            restarts: Some(3),
+                            may_restart: policy,
+                            restart_policy: policy,
+                            has_hard_deps: deps,
+                            restart_loop: fired,
+                            restart_unbounded: fired && policy,
+                            // A unit stranded by a default dependency
+                            // (basic.target) has no always-present 0, yet its 1 shows.
+                            stranded_by: if fired && state != "active" {
+                                vec!["basic.target".into()]
+                            } else {
+                                vec![]
+                            },
+                            start_limit_hit: fired && state == "failed",
+                            result: (state == "failed").then(|| "exit-code".into()),
+                            ..Default::default()
+                        };
+                        let fams = families(true, std::slice::from_ref(&u), &health);
+                        let series = |name: &str| -> Vec<f64> {
+                            fams.iter()
+                                .filter(|f| f.name == name)
+                                .flat_map(|f| f.samples.iter())
+                                .filter_map(|s| match s.value {
+                                    metrics::Value::Number(v) => Some(v),
+                                    _ => None,
+                                })
+                                .collect()
+                        };
+                        let case = format!("policy={policy} deps={deps} {state} fired={fired}");
+                        let failed = state == "failed";
+                        assert_eq!(series("sentinel_systemd_unit_state"), [1.0], "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_restart_loop"), [metrics::flag(fired)], "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_activations").len(), 1, "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_restarts").len(), usize::from(policy), "{case}");
+                        let unbounded = series("sentinel_systemd_unit_restart_unbounded");
+                        assert_eq!(unbounded.len(), usize::from(policy), "{case}");
+                        assert!(unbounded.iter().all(|v| *v == metrics::flag(fired)), "{case}");
+                        let stranded = series("sentinel_systemd_unit_stranded");
+                        let is_stranded = !u.stranded_by.is_empty();
+                        assert_eq!(stranded.len(), usize::from(deps || is_stranded), "{case}");
+                        assert!(stranded.iter().all(|v| *v == metrics::flag(is_stranded)), "{case}");
+                        assert_eq!(series("sentinel_systemd_unit_failed"), if failed { vec![1.0] } else { vec![] }, "{case}");
+                        assert_eq!(
+                            series("sentinel_systemd_unit_start_limit_hit"),
+                            if failed { vec![metrics::flag(fired)] } else { vec![] },
+                            "{case}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
