@@ -60,6 +60,7 @@ collectors! {
     systemd => |args, _| systemd::SystemdCollector::new(args),
     processes => |args, paths| processes::ProcessesCollector::new(args, paths),
     logs => |args, paths| logs::LogsCollector::new(args, paths),
+    kernel => |args, paths| kernel::KernelCollector::new(args, paths),
 }
 
 /// The flag names of one collector's toggle.
@@ -175,7 +176,14 @@ mod tests {
         assert!(!all.enabled("nonesuch"));
         assert_eq!(
             TOGGLES.iter().map(|t| t.name).collect::<Vec<_>>(),
-            ["docker", "filesystem", "systemd", "processes", "logs"]
+            [
+                "docker",
+                "filesystem",
+                "systemd",
+                "processes",
+                "logs",
+                "kernel"
+            ]
         );
     }
 
