@@ -22,8 +22,10 @@
 //! `--collector.kernel.series-limit`; the rest count in
 //! `sentinel_series_dropped`); also `sentinel_kernel_log_readable` (0 when the
 //! log cannot be read: the problem counters are then absent, not 0),
-//! `sentinel_kernel_log_records_missed_total` (records the kernel overwrote
-//! before they were read) and `sentinel_kernel_log_records_malformed_total`.
+//! `sentinel_kernel_log_records_total{facility}` (`kernel`, or `other` for
+//! records processes wrote), `sentinel_kernel_log_records_missed_total`
+//! (records the kernel overwrote before they were read) and
+//! `sentinel_kernel_log_records_malformed_total`.
 //!
 //! **Privileges**: reading /dev/kmsg needs CAP_SYSLOG when
 //! `kernel.dmesg_restrict=1` (the default on most distributions), and in a
@@ -173,6 +175,15 @@ pub fn build(seen: &Shared, limit: usize) -> Collection {
             "Kernel log records that did not parse.",
         );
         malformed.push(vec![], seen.malformed as f64);
+        let mut records = Family::counter(
+            "sentinel_kernel_log_records",
+            "Kernel log records read since start, by facility: kernel, or other (written by a process, never counted as a problem).",
+        );
+        records.push(
+            vec![("facility", "kernel".into())],
+            seen.kernel_records as f64,
+        );
+        records.push(vec![("facility", "other".into())], seen.other_records as f64);
 
         let mut last = Family::gauge(
             "sentinel_kernel_last_problem_timestamp_seconds",
@@ -191,7 +202,7 @@ pub fn build(seen: &Shared, limit: usize) -> Collection {
                 *when,
             );
         }
-        families.extend([problems, missed, malformed, last]);
+        families.extend([problems, missed, malformed, records, last]);
     }
 
     let mut hung = Family::counter(

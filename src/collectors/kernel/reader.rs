@@ -50,6 +50,10 @@ pub struct Shared {
     pub missed: u64,
     /// Records that did not parse (a format this reader does not know).
     pub malformed: u64,
+    /// Whole records read: of the kernel facility, and of any other
+    /// (written by processes).
+    pub kernel_records: u64,
+    pub other_records: u64,
     /// `PROCFS/sys/kernel/hung_task_detect_count`, where the kernel has it.
     pub hung_task_detect_count: Option<u64>,
     /// `PROCFS/vmstat` oom_kill.
@@ -234,12 +238,15 @@ impl Kmsg {
     }
 
     fn count(rec: record::Record, shared: &Mutex<Shared>) {
+        let mut s = lock(shared);
         // Userspace writes to /dev/kmsg never carry facility 0: not ours to count.
         if !rec.is_kernel() {
+            s.other_records += 1;
             return;
         }
+        s.kernel_records += 1;
         if let Some(problem) = record::classify(&rec.message) {
-            lock(shared).count(problem, unix_now());
+            s.count(problem, unix_now());
         }
     }
 }
@@ -318,5 +325,6 @@ mod tests {
         assert_eq!(s.problems_of(Reason::TaskHung), 1);
         assert!(s.last_seen.contains_key(&(Reason::TaskHung, "dockerd".into())));
         assert_eq!((s.missed, s.malformed), (3, 1));
+        assert_eq!((s.kernel_records, s.other_records), (2, 1));
     }
 }
