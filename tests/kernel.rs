@@ -519,3 +519,65 @@ fn without_cap_syslog_it_says_so_once_and_keeps_the_procfs_counters() {
     );
     assert!(logs.contains("CAP_SYSLOG"), "{logs}");
 }
+
+#[test]
+fn an_overrun_is_counted_as_missed_and_reading_goes_on() {
+    if !common::require_root() {
+        return;
+    }
+    let _one = serial();
+    let _unlimited = Sysctl::set("/proc/sys/kernel/printk_devkmsg", "on");
+    let exp = exporter();
+    let missed = |m: &Metrics| {
+        m.get("sentinel_kernel_log_records_missed_total", &[])
+            .unwrap_or(f64::NAN)
+    };
+    let other = |m: &Metrics| {
+        m.get(
+            "sentinel_kernel_log_records_total",
+            &[("facility", "other")],
+        )
+        .unwrap_or(f64::NAN)
+    };
+    let before = exp.metrics();
+    let mut kmsg = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .unwrap();
+    // Far more than the kernel's buffer holds, faster than a reader that
+    // drains it every half second: the oldest unread records are overwritten.
+    // Level 6 (info) keeps them off the console.
+    let filler = "x".repeat(200);
+    let mut written = 0u64;
+    let start = Instant::now();
+    while written < 200_000 && (written < 40_000 || start.elapsed() < Duration::from_secs(2)) {
+        kmsg.write_all(format!("<14>overrun {written} {filler}\n").as_bytes())
+            .unwrap();
+        written += 1;
+    }
+    let m = exp.wait_for(PATIENCE, "the overrun to be counted", |m| {
+        (missed(m) > missed(&before)).then(|| m.clone())
+    });
+    // What was read and what was missed add up to no more than what was
+    // written, and what the kernel logged meanwhile.
+    let kernel = |m: &Metrics| {
+        m.get(
+            "sentinel_kernel_log_records_total",
+            &[("facility", "kernel")],
+        )
+        .unwrap_or(f64::NAN)
+    };
+    let read = other(&m) - other(&before);
+    let lost = missed(&m) - missed(&before);
+    let theirs = kernel(&m) - kernel(&before);
+    assert!(
+        read + lost <= written as f64 + theirs + 1.0,
+        "{read} + {lost} > {written} + {theirs}"
+    );
+    // Reading goes on after the overrun.
+    let seen = other(&m);
+    kmsg.write_all(b"<14>after the overrun\n").unwrap();
+    exp.wait_for(PATIENCE, "a record after the overrun", |m| {
+        (other(m) > seen).then_some(())
+    });
+}
