@@ -35,16 +35,19 @@
 //! need nothing.
 //!
 //! **Rules and their limits**
-//! - The reader starts at the end of the kernel's buffer: records from before
+//! - Counting starts at the end of the kernel's buffer: records from before
 //!   the exporter started (boot messages, or everything a previous exporter
 //!   already counted) are never counted, so a restart never counts twice.
-//!   The price: records written while no exporter ran are never counted; the
-//!   procfs counters, which are the kernel's own since boot, cover hung tasks
-//!   and OOM kills in that gap.
+//!   They are still read once at start, from the oldest, to set the last-seen
+//!   times (from `PROCFS/uptime` and the record's own timestamp), so `/` and
+//!   `diagnose` show what the kernel said before. Records written while no
+//!   exporter ran are never counted; the procfs counters, the kernel's own
+//!   since boot, cover hung tasks and OOM kills in that gap.
 //! - An overrun (the kernel overwrote records not read yet, `EPIPE`) resumes
 //!   at the oldest record left; the sequence gap is counted as missed.
 //! - A record names a process only for task_hung and oom_kill; the last-seen
-//!   time is when the reader read it (at most half a second late).
+//!   time of a new record is when the reader read it (at most half a second
+//!   late).
 //! - The reasons are a fixed table matched on the kernel's own message formats
 //!   ([`record::classify`]); a multi-line report counts once, by its headline.
 

@@ -66,7 +66,16 @@ impl Shared {
         if let Some(i) = Reason::ALL.iter().position(|r| *r == problem.reason) {
             self.problems[i] += 1;
         }
+        self.saw(problem, when);
+    }
+
+    /// Remember when a problem was logged, without counting it (a record
+    /// that was in the buffer before the exporter started).
+    pub fn saw(&mut self, problem: Problem, when: f64) {
         let key = (problem.reason, problem.comm);
+        if self.last_seen.get(&key).is_some_and(|t| *t >= when) {
+            return;
+        }
         if !self.last_seen.contains_key(&key)
             && self.last_seen.len() >= REMEMBERED
             && let Some(oldest) = self
@@ -114,7 +123,8 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 fn run(sources: Sources, shared: &Mutex<Shared>) {
-    let mut log = match sources.kmsg.clone().and_then(|p| Kmsg::open(&p)) {
+    let boot = boot_time(&sources.procfs);
+    let mut log = match sources.kmsg.clone().and_then(|p| Kmsg::open(&p, boot)) {
         Ok(k) => {
             lock(shared).log = LogState::Reading;
             Some(k)
@@ -147,17 +157,22 @@ fn run(sources: Sources, shared: &Mutex<Shared>) {
     }
 }
 
-/// The open kernel log, positioned after the last record at open time.
+/// The open kernel log.
 struct Kmsg {
     fd: rustix::fd::OwnedFd,
     path: PathBuf,
+    /// While the records that were in the buffer at open time are read: the
+    /// boot time (Unix seconds) their timestamps count from.
+    backlog: Option<f64>,
     last_seq: Option<u64>,
     assembler: Assembler,
     buf: Vec<u8>,
 }
 
 impl Kmsg {
-    fn open(path: &Path) -> Result<Kmsg, String> {
+    /// Open at the oldest record when the boot time is known (that backlog
+    /// only sets last-seen times), else after the newest.
+    fn open(path: &Path, boot: Option<f64>) -> Result<Kmsg, String> {
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| {
             let e = std::io::Error::from(e);
@@ -170,18 +185,20 @@ impl Kmsg {
                 format!("cannot read the kernel log {}: {e}", path.display())
             }
         })?;
-        // Start after the newest record: what the kernel logged before we
-        // started (boot, or before an exporter restart) is not counted again.
-        rustix::fs::seek(&fd, SeekFrom::End(0)).map_err(|e| {
-            format!(
-                "cannot seek to the end of the kernel log {}: {}",
-                path.display(),
-                std::io::Error::from(e)
-            )
-        })?;
+        if boot.is_none() {
+            // Without a boot time the backlog's times are unknown: skip it.
+            rustix::fs::seek(&fd, SeekFrom::End(0)).map_err(|e| {
+                format!(
+                    "cannot seek to the end of the kernel log {}: {}",
+                    path.display(),
+                    std::io::Error::from(e)
+                )
+            })?;
+        }
         Ok(Kmsg {
             fd,
             path: path.to_path_buf(),
+            backlog: boot,
             last_seq: None,
             assembler: Assembler::default(),
             buf: vec![0; RECORD_MAX],
@@ -213,8 +230,10 @@ impl Kmsg {
             }
         }
         if let Some(rec) = self.assembler.flush() {
-            Self::count(rec, shared);
+            self.count(rec, shared);
         }
+        // Everything after the first drain is new: counted.
+        self.backlog = None;
         Ok(())
     }
 
@@ -233,12 +252,22 @@ impl Kmsg {
         }
         self.last_seq = Some(rec.seq);
         for whole in self.assembler.push(rec) {
-            Self::count(whole, shared);
+            self.count(whole, shared);
         }
     }
 
-    fn count(rec: record::Record, shared: &Mutex<Shared>) {
+    fn count(&self, rec: record::Record, shared: &Mutex<Shared>) {
         let mut s = lock(shared);
+        if let Some(boot) = self.backlog {
+            // Logged before we started: a previous exporter may have counted
+            // it, so it only says when, and never counts again.
+            if rec.is_kernel()
+                && let Some(problem) = record::classify(&rec.message)
+            {
+                s.saw(problem, boot + rec.usec as f64 / 1e6);
+            }
+            return;
+        }
         // Userspace writes to /dev/kmsg never carry facility 0: not ours to count.
         if !rec.is_kernel() {
             s.other_records += 1;
@@ -261,6 +290,15 @@ fn sample_procfs(procfs: &Path, shared: &Mutex<Shared>) {
     let mut s = lock(shared);
     s.hung_task_detect_count = detect;
     s.oom_kills = oom;
+}
+
+/// When the kernel's log clock started, in Unix seconds: now minus
+/// `PROCFS/uptime`. Uptime counts time suspended and the log clock does not,
+/// so on a node that was suspended backlog times come out early.
+fn boot_time(procfs: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(procfs.join("uptime")).ok()?;
+    let up: f64 = text.split_whitespace().next()?.parse().ok()?;
+    (up.is_finite() && up >= 0.0).then(|| unix_now() - up)
 }
 
 /// One counter of `/proc/vmstat` (`name value` lines).
@@ -310,6 +348,7 @@ mod tests {
         let mut k = Kmsg {
             fd: rustix::fs::open("/dev/null", OFlags::RDONLY, Mode::empty()).unwrap(),
             path: "/dev/null".into(),
+            backlog: None,
             last_seq: None,
             assembler: Assembler::default(),
             buf: vec![0; 16],
@@ -326,5 +365,29 @@ mod tests {
         assert!(s.last_seen.contains_key(&(Reason::TaskHung, "dockerd".into())));
         assert_eq!((s.missed, s.malformed), (3, 1));
         assert_eq!((s.kernel_records, s.other_records), (2, 1));
+
+        // The backlog read at open time sets when, never how many.
+        let shared = Mutex::new(Shared::default());
+        k.backlog = Some(1000.0);
+        let oom = "Out of memory: Killed process 9 (java) total-vm:1kB";
+        k.take(format!("3,20,2500000,-;{oom}").as_bytes(), &shared);
+        k.take(format!("11,21,2600000,-;{hung}").as_bytes(), &shared);
+        k.drain(&shared).unwrap();
+        assert_eq!(k.backlog, None);
+        k.take(format!("3,22,3000000,-;{oom}").as_bytes(), &shared);
+        let s = lock(&shared).clone();
+        assert_eq!(s.problems_of(Reason::OomKill), 1);
+        assert_eq!(s.problems_of(Reason::TaskHung), 0);
+        assert_eq!((s.kernel_records, s.other_records), (1, 0));
+        let when = s.last_seen[&(Reason::OomKill, "java".into())];
+        assert!(when > 1002.5, "{when}: the live record's time wins");
+        // An older backlog time never replaces a newer one.
+        let mut s = s;
+        let p = Problem {
+            reason: Reason::OomKill,
+            comm: "java".into(),
+        };
+        s.saw(p, 5.0);
+        assert_eq!(s.last_seen[&(Reason::OomKill, "java".into())], when);
     }
 }
