@@ -58,6 +58,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
+
 use crate::collector::{CollectError, Collection, Collector, ErrorKind};
 use crate::host::Paths;
 use crate::metrics::{Family, flag};
@@ -87,7 +89,13 @@ pub struct KernelCollector {
     series_limit: usize,
     shared: Arc<Mutex<Shared>>,
     thread: Option<JoinHandle<()>>,
+    /// Set until the new reader's first pass is in (or the wait gave up).
+    first_pass: Option<oneshot::Receiver<()>>,
 }
+
+/// How long the first round waits (asynchronously) for the reader's first
+/// pass, so a short `diagnose` sees the backlog and the procfs counters.
+const FIRST_PASS_WAIT: Duration = Duration::from_secs(2);
 
 impl KernelCollector {
     pub fn new(args: &Args, paths: &Paths) -> Self {
@@ -103,6 +111,7 @@ impl KernelCollector {
             series_limit: args.series_limit as usize,
             shared: Arc::default(),
             thread: None,
+            first_pass: None,
         }
     }
 
@@ -119,10 +128,12 @@ impl KernelCollector {
                 "the kernel log reader ended; starting a new one"
             );
         }
-        let handle = reader::spawn(self.sources.clone(), self.shared.clone()).map_err(|e| {
-            CollectError::new(ErrorKind::Thread, format!("cannot start a thread: {e}"))
-        })?;
+        let (handle, first_pass) = reader::spawn(self.sources.clone(), self.shared.clone())
+            .map_err(|e| {
+                CollectError::new(ErrorKind::Thread, format!("cannot start a thread: {e}"))
+            })?;
         self.thread = Some(handle);
+        self.first_pass = Some(first_pass);
         Ok(())
     }
 }
@@ -134,6 +145,10 @@ impl Collector for KernelCollector {
 
     async fn collect(&mut self) -> Result<Collection, CollectError> {
         self.ensure_reader()?;
+        if let Some(first_pass) = self.first_pass.take() {
+            // A reader stuck in its first pass shows as "starting" meanwhile.
+            let _ = tokio::time::timeout(FIRST_PASS_WAIT, first_pass).await;
+        }
         let seen = self
             .shared
             .lock()

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use rustix::fs::{Mode, OFlags, SeekFrom};
 use rustix::io::Errno;
 
+use tokio::sync::oneshot;
+
 use super::record::{self, Assembler, Problem, Reason};
 use crate::collector::unix_now;
 
@@ -107,14 +109,17 @@ pub struct Sources {
     pub interval: Duration,
 }
 
-/// Start the thread.
+/// Start the thread. The receiver hears once the backlog and the procfs
+/// counters have been read the first time.
 pub fn spawn(
     sources: Sources,
     shared: Arc<Mutex<Shared>>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
+) -> std::io::Result<(std::thread::JoinHandle<()>, oneshot::Receiver<()>)> {
+    let (tx, rx) = oneshot::channel();
+    let handle = std::thread::Builder::new()
         .name("kernel-log".into())
-        .spawn(move || run(sources, &shared))
+        .spawn(move || run(sources, &shared, tx))?;
+    Ok((handle, rx))
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -122,7 +127,8 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn run(sources: Sources, shared: &Mutex<Shared>) {
+fn run(sources: Sources, shared: &Mutex<Shared>, ready: oneshot::Sender<()>) {
+    let mut ready = Some(ready);
     let boot = boot_time(&sources.procfs);
     let mut log = match sources.kmsg.clone().and_then(|p| Kmsg::open(&p, boot)) {
         Ok(k) => {
@@ -152,6 +158,10 @@ fn run(sources: Sources, shared: &Mutex<Shared>) {
         if Instant::now() >= next_sample {
             sample_procfs(&sources.procfs, shared);
             next_sample = Instant::now() + sources.interval;
+        }
+        if let Some(tx) = ready.take() {
+            // The collector may have stopped waiting: nothing to do then.
+            let _ = tx.send(());
         }
         std::thread::sleep(NAP);
     }
