@@ -214,7 +214,7 @@ def kernel_row(y):
         panel("timeseries", "Hung tasks and OOM kills", "The kernel's own counts: hung_task_detect_count keeps counting after the log goes quiet.", "none",
               [(f"increase(sentinel_kernel_hung_tasks_total{{{S}}}[$__rate_interval])", "hung tasks {{instance}}", "A"),
                (f"increase(sentinel_kernel_oom_kills_total{{{S}}}[$__rate_interval])", "OOM kills {{instance}}", "B")], 8, 8, 8, y + 1),
-        panel("table", "Last seen, by reason and process", "When each reason was last logged, with the process it named as hung or killed.", "dateTimeAsIso",
+        panel("table", "Last seen, by reason and process", "When each reason was last logged, with the process it named as hung or killed; 1970 (0) means not since the exporter started.", "dateTimeAsIso",
               [(f"max by (instance, reason, comm) (sentinel_kernel_last_problem_timestamp_seconds{{{S}}}) * 1000", "", "A", True)], 8, 8, 16, y + 1),
         panel("stat", "Kernel log readable", "0: node-sentinel cannot open /dev/kmsg (CAP_SYSLOG, or the device in its container); only the hung-task and OOM counters work.", "none",
               [(f"sentinel_kernel_log_readable{{{S}}}", "{{instance}}", "A", True)], 12, 4, 0, y + 9, mappings=UPDOWN),

@@ -245,7 +245,8 @@ fn kernel_findings(families: &[&Family], now: f64) -> Vec<Finding> {
             .flat_map(|f| f.samples.iter())
             .filter(|s| label(&s.labels, "reason") == *reason)
             .filter_map(|s| Some((number(&s.value)?, label(&s.labels, "comm"))))
-            .filter(|(when, _)| now - when < KERNEL_RECENT)
+            // 0: not seen since the exporter started.
+            .filter(|(when, _)| *when > 0.0 && now - when < KERNEL_RECENT)
             .max_by(|a, b| a.0.total_cmp(&b.0));
         let Some((when, comm)) = latest else {
             continue;
@@ -378,6 +379,7 @@ mod tests {
         last.push(ts("fs_error", ""), now - 3700.0);
         // More than a day ago: no longer a finding.
         last.push(ts("nfs_not_responding", ""), now - 2.0 * DAY);
+        last.push(ts("soft_lockup", ""), 0.0);
         let mut problems = Family::counter("sentinel_kernel_problems", "");
         problems.push(vec![("reason", "oom_kill".into())], 3.0);
         problems.push(vec![("reason", "fs_error".into())], 1.0);

@@ -18,8 +18,9 @@
 //! one, which keeps counting after the kernel stops printing hung-task
 //! warnings, 10 by default; else the task_hung records seen),
 //! `sentinel_kernel_oom_kills_total`,
-//! `sentinel_kernel_last_problem_timestamp_seconds{reason,comm}` (the newest
-//! `--collector.kernel.series-limit`; the rest count in
+//! `sentinel_kernel_last_problem_timestamp_seconds{reason,comm}` (one series
+//! per reason with `comm=""`, 0 until seen; those naming a process are the
+//! newest `--collector.kernel.series-limit`, the rest count in
 //! `sentinel_series_dropped`); also `sentinel_kernel_log_readable` (0 when the
 //! log cannot be read: the problem counters are then absent, not 0),
 //! `sentinel_kernel_log_records_total{facility}` (`kernel`, or `other` for
@@ -207,7 +208,21 @@ pub fn build(seen: &Shared, limit: usize) -> Collection {
             "sentinel_kernel_last_problem_timestamp_seconds",
             "When each reason was last seen in the kernel log, with the process it names as hung or killed (empty when none).",
         );
-        let mut newest: Vec<_> = seen.last_seen.iter().collect();
+        // Every reason has its `comm=""` series from start, 0 until seen, so
+        // rules and dashboards find the name on a quiet node too; the named
+        // processes are capped, these nine are not.
+        for r in Reason::ALL {
+            let when = seen.last_seen.get(&(r, String::new())).copied();
+            last.push(
+                vec![("comm", String::new()), ("reason", r.label().to_string())],
+                when.unwrap_or(0.0),
+            );
+        }
+        let mut newest: Vec<_> = seen
+            .last_seen
+            .iter()
+            .filter(|((_, comm), _)| !comm.is_empty())
+            .collect();
         newest.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
         dropped += newest.len().saturating_sub(limit) as u64;
         newest.truncate(limit);
@@ -282,7 +297,9 @@ mod tests {
         // No procfs counter: the hung count comes from the log.
         assert_eq!(values(&c, "sentinel_kernel_hung_tasks")[0].1, 0.0);
         assert!(values(&c, "sentinel_kernel_oom_kills").is_empty());
-        assert!(values(&c, "sentinel_kernel_last_problem_timestamp_seconds").is_empty());
+        let last = values(&c, "sentinel_kernel_last_problem_timestamp_seconds");
+        assert_eq!(last.len(), Reason::ALL.len());
+        assert!(last.iter().all(|(l, v)| l[0] == ("comm", String::new()) && *v == 0.0));
     }
 
     #[test]
@@ -328,10 +345,13 @@ mod tests {
             50.0,
         );
         let c = build(&seen, 2);
-        assert_eq!(c.series_dropped, 2);
+        assert_eq!(c.series_dropped, 1);
         let last = values(&c, "sentinel_kernel_last_problem_timestamp_seconds");
+        let fs = (vec![("comm", String::new()), ("reason", "fs_error".into())], 50.0);
+        assert!(last.contains(&fs), "{last:?}");
+        let named: Vec<_> = last.into_iter().filter(|(l, _)| !l[0].1.is_empty()).collect();
         assert_eq!(
-            last,
+            named,
             [
                 (vec![("comm", "c".into()), ("reason", "oom_kill".into())], 102.0),
                 (vec![("comm", "b".into()), ("reason", "oom_kill".into())], 101.0),
