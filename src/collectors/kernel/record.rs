@@ -577,6 +577,35 @@ mod tests {
         assert_eq!(a.flush().map(|r| r.message.len()), Some(LINE_MAX));
     }
 
+    /// The fuzz target's corpus (fuzz/corpus/record, grown by
+    /// `cargo +nightly fuzz run record`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/record");
+        let mut replayed = 0;
+        let mut hung = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut assembler = Assembler::default();
+            let mut whole = Vec::new();
+            for raw in data.split(|b| *b == 0) {
+                if let Ok(rec) = parse(raw) {
+                    whole.extend(assembler.push(rec));
+                }
+            }
+            whole.extend(assembler.flush());
+            hung += whole
+                .iter()
+                .filter_map(|r| classify(&r.message))
+                .filter(|p| p.reason == Reason::TaskHung)
+                .count();
+            replayed += 1;
+        }
+        assert!(replayed >= 8, "{replayed} corpus files in {}", dir.display());
+        // The seeds "hung" and "continued" each hold one hung task.
+        assert!(hung >= 2, "{hung}");
+    }
+
     #[test]
     fn every_reason_has_one_label() {
         for r in Reason::ALL {
