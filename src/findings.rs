@@ -4,6 +4,11 @@
 //! They read the same families `/metrics` serves, so a finding here is exactly
 //! what the bundled alert rules see, minus the rules' `for:` and thresholds
 //! tuned per fleet.
+//!
+//! Kernel problems are events, not states: the latest of each reason logged
+//! within the last day is a finding ("kernel: the OOM killer killed java 5m 0s
+//! ago"), critical when it is a filesystem error, a read-only remount, a full
+//! conntrack table, or the container runtime or kubelet hung or killed.
 
 use crate::metrics::{Family, Labels, Value};
 
