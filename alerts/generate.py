@@ -297,6 +297,109 @@ def logs_rules(c):
     ]
 
 
+def kernel_rules(c):
+    k = c["kernel"]
+    s = sel(c)
+    w = k["window"]
+    rt = k["runtimeComms"]
+
+    def problems(reason):
+        return f'increase(sentinel_kernel_problems_total{sel(c, reason)}[{w}]) > 0'
+
+    def runtime(reason):
+        return (f'time() - sentinel_kernel_last_problem_timestamp_seconds'
+                f'{sel(c, f"reason={chr(34)}{reason}{chr(34)}", f"comm=~{chr(34)}{rt}{chr(34)}")}'
+                f' < {k["windowSeconds"]}')
+
+    conntrack = problems('reason="conntrack_full"')
+    kube = f"{k['kubernetesNodeMetric']}{s}"
+    count = '{{ $value | printf "%.0f" }}'
+    return [
+        rule(c, "SentinelKernelTaskHung",
+             f"increase(sentinel_kernel_hung_tasks_total{s}[{w}]) > 0",
+             "0m", "warning",
+             "The kernel reports hung tasks.",
+             f"The kernel on {{{{ $labels.instance }}}} reported {count} task(s) blocked in D state for "
+             f"longer than its hung-task timeout in the last {w}: a storage device, filesystem or NFS "
+             "server is not answering, and whatever touches it hangs too.",
+             "kernel"),
+        rule(c, "SentinelKernelRuntimeTaskHung", runtime("task_hung"),
+             "0m", "critical",
+             "The container runtime or kubelet is hung in the kernel.",
+             "{{ $labels.comm }} on {{ $labels.instance }} was reported by the kernel as blocked in D "
+             "state past the hung-task timeout {{ $value | humanizeDuration }} ago: docker, CRI and "
+             "kubelet calls on this node hang, and pods cannot start or stop.",
+             "kernel"),
+        rule(c, "SentinelKernelOomKill",
+             f"increase(sentinel_kernel_oom_kills_total{s}[{w}]) > 0",
+             "0m", "warning",
+             "The kernel's OOM killer killed processes.",
+             f"The OOM killer on {{{{ $labels.instance }}}} killed {count} process(es) in the last {w} "
+             "(a memory cgroup limit or the whole node ran out of memory).",
+             "kernel"),
+        rule(c, "SentinelKernelRuntimeOomKilled", runtime("oom_kill"),
+             "0m", "critical",
+             "The OOM killer killed the container runtime or kubelet.",
+             "The OOM killer on {{ $labels.instance }} killed {{ $labels.comm }} "
+             "{{ $value | humanizeDuration }} ago: containers lose their runtime or the node its "
+             "kubelet until it is restarted.",
+             "kernel"),
+        rule(c, "SentinelKernelFilesystemError", problems('reason="fs_error"'),
+             "0m", "critical",
+             "The kernel reports filesystem errors.",
+             f"The kernel on {{{{ $labels.instance }}}} logged {count} filesystem error(s) in the last {w} "
+             "(ext4, XFS or btrfs found corruption): data on that filesystem is at risk and it may be "
+             "remounted read-only or shut down next.",
+             "kernel"),
+        rule(c, "SentinelKernelFilesystemReadOnly", problems('reason="fs_remount_readonly"'),
+             "0m", "critical",
+             "The kernel remounted a filesystem read-only after an error.",
+             f"The kernel on {{{{ $labels.instance }}}} remounted a filesystem read-only after an error in the "
+             f"last {w}: every write to it fails (container layers, logs, kubelet state) until it is repaired.",
+             "kernel"),
+        rule(c, "SentinelKernelIoErrors", problems('reason="io_error"'),
+             "0m", "warning",
+             "The block layer reports I/O errors.",
+             f"The kernel on {{{{ $labels.instance }}}} logged {count} block I/O error(s) in the last {w}: a disk "
+             "or its path is failing.",
+             "kernel"),
+        rule(c, "SentinelKernelLockup", problems('reason=~"soft_lockup|rcu_stall"'),
+             "0m", "warning",
+             "The kernel reports a CPU soft lockup or RCU stall.",
+             f"The kernel on {{{{ $labels.instance }}}} logged {count} {{{{ $labels.reason }}}} record(s) in the last "
+             f"{w}: a CPU ran kernel code without yielding for many seconds; the node stalls and may hang.",
+             "kernel"),
+        rule(c, "SentinelKernelNfsNotResponding", problems('reason="nfs_not_responding"'),
+             "0m", "warning",
+             "An NFS server does not respond.",
+             f"The kernel on {{{{ $labels.instance }}}} logged {count} \"nfs: server ... not responding\" record(s) in "
+             f"the last {w}: processes using that mount hang in D state until it answers.",
+             "kernel"),
+        rule(c, "SentinelKernelConntrackFull",
+             f"{conntrack}\n  and on (job, instance)\n{kube}",
+             "0m", "critical",
+             "The conntrack table is full: packets are dropped.",
+             f"The kernel on Kubernetes node {{{{ $labels.instance }}}} dropped packets because its conntrack table "
+             f"was full ({count} record(s) in the last {w}, rate-limited): new connections, Service and DNS "
+             "traffic fail at random.",
+             "kernel"),
+        rule(c, "SentinelKernelConntrackFull",
+             f"{conntrack}\n  unless on (job, instance)\n{kube}",
+             "0m", "warning",
+             "The conntrack table is full: packets are dropped.",
+             f"The kernel on {{{{ $labels.instance }}}} dropped packets because its conntrack table was full "
+             f"({count} record(s) in the last {w}, rate-limited): new connections fail at random.",
+             "kernel"),
+        rule(c, "SentinelKernelLogUnreadable",
+             f"sentinel_kernel_log_readable{s} == 0",
+             k["logUnreadableFor"], "warning",
+             "node-sentinel cannot read the kernel log.",
+             "node-sentinel on {{ $labels.instance }} cannot open /dev/kmsg (no CAP_SYSLOG, or the device "
+             "is not in its container): kernel problem alerts other than hung tasks and OOM kills are blind.",
+             "kernel"),
+    ]
+
+
 def exporter_rules(c):
     e = c["exporter"]
     s = sel(c)
@@ -348,6 +451,7 @@ def render(config):
         ("node-sentinel.systemd", systemd_rules(config)),
         ("node-sentinel.processes", processes_rules(config)),
         ("node-sentinel.logs", logs_rules(config)),
+        ("node-sentinel.kernel", kernel_rules(config)),
         ("node-sentinel.exporter", exporter_rules(config)),
     ]
     doc = {"groups": [{"name": n, "rules": r} for n, r in groups]}

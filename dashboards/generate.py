@@ -238,6 +238,22 @@ def logs_row(y):
     ])
 
 
+def kernel_row(y):
+    return row("Kernel", y, [
+        panel("timeseries", "Kernel problems by reason", "Kernel-facility log records by reason (records processes write to /dev/kmsg never count).", "none",
+              [(f"sum by (reason) (increase(sentinel_kernel_problems_total{{{S}}}[$__rate_interval]))", "{{reason}}", "A")], 8, 8, 0, y + 1),
+        panel("timeseries", "Hung tasks and OOM kills", "The kernel's own counts: hung_task_detect_count keeps counting after the log goes quiet.", "none",
+              [(f"increase(sentinel_kernel_hung_tasks_total{{{S}}}[$__rate_interval])", "hung tasks {{instance}}", "A"),
+               (f"increase(sentinel_kernel_oom_kills_total{{{S}}}[$__rate_interval])", "OOM kills {{instance}}", "B")], 8, 8, 8, y + 1),
+        panel("table", "Last seen, by reason and process", "When each reason was last logged, with the process it named as hung or killed; 1970 (0) means not since the exporter started.", "dateTimeAsIso",
+              [(f"max by (instance, reason, comm) (sentinel_kernel_last_problem_timestamp_seconds{{{S}}}) * 1000", "", "A", True)], 8, 8, 16, y + 1),
+        panel("stat", "Kernel log readable", "0: node-sentinel cannot open /dev/kmsg (CAP_SYSLOG, or the device in its container); only the hung-task and OOM counters work.", "none",
+              [(f"sentinel_kernel_log_readable{{{S}}}", "{{instance}}", "A", True)], 12, 4, 0, y + 9, mappings=UPDOWN),
+        panel("timeseries", "Kernel log records missed (overruns)", "", "none",
+              [(f"increase(sentinel_kernel_log_records_missed_total{{{S}}}[$__rate_interval])", "{{instance}}", "A")], 12, 4, 12, y + 9),
+    ])
+
+
 def exporter_row(y):
     return row("node-sentinel itself", y, [
         panel("timeseries", "Collector success", "", "none",
@@ -253,13 +269,13 @@ def exporter_row(y):
 
 def dashboard():
     panels, y = overview(0)
-    for build in (docker_row, cri_row, filesystem_row, systemd_row, processes_row, logs_row, exporter_row):
+    for build in (docker_row, cri_row, filesystem_row, systemd_row, processes_row, logs_row, kernel_row, exporter_row):
         panels.append(build(y))
         y += 1
     return {
         "uid": "node-sentinel",
         "title": "node-sentinel: node health",
-        "description": "Is this node about to die, and why: Docker, disks, units, processes, logs (node-sentinel exporter).",
+        "description": "Is this node about to die, and why: Docker, disks, units, processes, logs, the kernel (node-sentinel exporter).",
         "tags": ["node-sentinel"],
         "timezone": "",
         "editable": True,

@@ -63,6 +63,7 @@ collectors! {
     systemd => |args, _| systemd::SystemdCollector::new(args),
     processes => |args, paths| processes::ProcessesCollector::new(args, paths),
     logs => |args, paths| logs::LogsCollector::new(args, paths),
+    kernel => |args, paths| kernel::KernelCollector::new(args, paths),
 }
 
 /// The flag names of one collector's toggle.
@@ -184,7 +185,8 @@ mod tests {
                 "filesystem",
                 "systemd",
                 "processes",
-                "logs"
+                "logs",
+                "kernel"
             ]
         );
     }

@@ -68,6 +68,14 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_log_file_growth_bytes_per_second",
     "sentinel_log_rotations_total",
     "sentinel_log_seconds_until_filesystem_full",
+    "sentinel_kubelet_healthz_up",
+    "sentinel_kernel_problems_total",
+    "sentinel_kernel_hung_tasks_total",
+    "sentinel_kernel_oom_kills_total",
+    "sentinel_kernel_last_problem_timestamp_seconds",
+    "sentinel_kernel_log_readable",
+    "sentinel_kernel_log_records_total",
+    "sentinel_kernel_log_records_missed_total",
     "sentinel_collector_success",
     "sentinel_collector_duration_seconds",
     "sentinel_collector_last_success_timestamp_seconds",
@@ -99,6 +107,10 @@ pub fn collector_of(name: &str) -> &'static str {
         "processes"
     } else if name.starts_with("sentinel_log_") {
         "logs"
+    } else if name.starts_with("sentinel_kernel_") {
+        "kernel"
+    } else if name.starts_with("sentinel_kubelet_") {
+        "kubelet"
     } else {
         "self"
     }
