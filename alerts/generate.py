@@ -392,7 +392,7 @@ def kernel_rules(c):
              "kernel"),
         rule(c, "SentinelKernelLogUnreadable",
              f"sentinel_kernel_log_readable{s} == 0",
-             k["logUnreadableFor"], "warning",
+             k["logUnreadableFor"], "info",
              "node-sentinel cannot read the kernel log.",
              "node-sentinel on {{ $labels.instance }} cannot open /dev/kmsg (no CAP_SYSLOG, or the device "
              "is not in its container): kernel problem alerts other than hung tasks and OOM kills are blind.",

@@ -127,7 +127,9 @@ fn parse_line(line: &str) -> Result<Mount, &'static str> {
     );
     let mount_options = fields[5];
     let super_options = fields.get(sep + 3).copied().unwrap_or("");
-    let is_ro = |opts: &str| opts.split(',').any(|o| o == "ro");
+    // ext4 on 6.x kernels marks an error remount `emergency_ro` in the
+    // superblock options, leaving the mount's own `rw`: writes fail all the same.
+    let is_ro = |opts: &str| opts.split(',').any(|o| o == "ro" || o == "emergency_ro");
     Ok(Mount {
         id,
         parent_id,
@@ -256,6 +258,15 @@ mod tests {
             .collect();
         assert_eq!(shm.len(), 1);
         assert_eq!(shm[0].dev, (0, 52));
+    }
+
+    #[test]
+    fn an_ext4_error_remount_reads_readonly() {
+        let mounts = parse(
+            "30 22 7:0 / /mnt/img rw,relatime - ext4 /dev/loop0 rw,emergency_ro,errors=remount-ro\n",
+        )
+        .unwrap();
+        assert!(mounts[0].readonly);
     }
 
     #[test]
