@@ -419,11 +419,11 @@ def exporter_rules(c):
              "{{ $value | humanizeDuration }} ago; its findings are stale.",
              "exporter"),
         rule(c, "SentinelSeriesDropped",
-             f"increase(sentinel_series_dropped_total{s}[{e['seriesDroppedWindow']}]) > 0",
+             f"max_over_time(sentinel_series_dropped{s}[{e['seriesDroppedWindow']}]) > 0",
              "0m", "info",
              "node-sentinel cut series at a label cap.",
-             "The {{ $labels.collector }} collector on {{ $labels.instance }} dropped "
-             "{{ $value | printf \"%.0f\" }} series in the last " + e["seriesDroppedWindow"] +
+             "The {{ $labels.collector }} collector on {{ $labels.instance }} left out up to "
+             "{{ $value | printf \"%.0f\" }} series a round in the last " + e["seriesDroppedWindow"] +
              " because of a label cap; raise the cap or narrow the selection.",
              "exporter"),
         rule(c, "SentinelExporterDown",

@@ -261,7 +261,7 @@ def exporter_row(y):
         panel("timeseries", "Collector run time", "", "s",
               [(f"sentinel_collector_duration_seconds{{{S}}}", "{{collector}}", "A")], 8, 8, 8, y + 1),
         panel("timeseries", "Series dropped at label caps", "", "none",
-              [(f"sum by (collector) (increase(sentinel_series_dropped_total{{{S}}}[$__rate_interval]))", "{{collector}}", "A")], 8, 8, 16, y + 1),
+              [(f"max by (collector) (sentinel_series_dropped{{{S}}})", "{{collector}}", "A")], 8, 8, 16, y + 1),
         panel("table", "Build", "", "none",
               [(f"sentinel_build_info{{{S}}}", "", "A", True)], 24, 4, 0, y + 9),
     ])

@@ -57,14 +57,13 @@ impl Scheduler {
                     Ok(Ok(Ok(mut collection))) => {
                         failures.ok(slot.name);
                         metrics::sort_families(&mut collection.families);
-                        totals.dropped += collection.series_dropped;
                         totals.last_success = Some(unix_now());
                         Published {
                             families: collection.families,
                             success: true,
                             duration,
                             last_success: totals.last_success,
-                            series_dropped_total: totals.dropped,
+                            series_dropped: collection.series_dropped,
                             panics_total: totals.panics,
                             rounds: totals.rounds,
                             last_error: None,
@@ -101,7 +100,6 @@ impl Scheduler {
 #[derive(Default)]
 struct Totals {
     rounds: u64,
-    dropped: u64,
     panics: u64,
     last_success: Option<f64>,
 }
@@ -113,7 +111,7 @@ impl Totals {
             success: false,
             duration,
             last_success: self.last_success,
-            series_dropped_total: self.dropped,
+            series_dropped: 0,
             panics_total: self.panics,
             rounds: self.rounds,
             last_error: Some(error),
@@ -223,7 +221,7 @@ mod tests {
         let text = render(&store);
         assert!(text.contains("sentinel_test_rounds 3"), "{text}");
         assert!(text.contains("sentinel_collector_success{collector=\"counting\"} 1"));
-        assert!(text.contains("sentinel_series_dropped_total{collector=\"counting\"} 6"));
+        assert!(text.contains("sentinel_series_dropped{collector=\"counting\"} 2"));
         assert!(text.contains("sentinel_build_info{"));
     }
 

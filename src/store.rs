@@ -34,7 +34,9 @@ pub struct Published {
     pub duration: Duration,
     /// Unix time of the latest successful round.
     pub last_success: Option<f64>,
-    pub series_dropped_total: u64,
+    /// Series the latest round left out because a label cap was reached
+    /// (0 for a failed round, which publishes nothing).
+    pub series_dropped: u64,
     /// Rounds that panicked since start.
     pub panics_total: u64,
     /// Rounds published since start, failed ones included.
@@ -263,9 +265,9 @@ impl Store {
             "sentinel_collector_last_success_timestamp_seconds",
             "Unix time of the collector's latest successful round.",
         );
-        let mut dropped = Family::counter(
+        let mut dropped = Family::gauge(
             "sentinel_series_dropped",
-            "Series left out because a label cap was reached.",
+            "Series the collector's latest round left out because a label cap was reached.",
         );
         let mut interval = Family::gauge(
             "sentinel_collector_interval_seconds",
@@ -282,7 +284,7 @@ impl Store {
             if let Some(t) = p.last_success {
                 last.push(label(), t);
             }
-            dropped.push(label(), p.series_dropped_total as f64);
+            dropped.push(label(), p.series_dropped as f64);
             interval.push(label(), slot.interval.as_secs_f64());
             panics.push(label(), p.panics_total as f64);
         }

@@ -232,7 +232,7 @@ fn every_contract_finding_has_an_alert() {
         "sentinel_kernel_log_readable",
         "sentinel_collector_success",
         "sentinel_collector_last_success_timestamp_seconds",
-        "sentinel_series_dropped_total",
+        "sentinel_series_dropped",
     ] {
         assert!(used.contains(finding), "no alert uses {finding}");
     }

@@ -328,7 +328,7 @@ fn five_thousand_files_are_all_counted_and_the_cap_drops_the_rest() {
         Some(0.0)
     );
     assert_eq!(
-        m.get("sentinel_series_dropped_total", &[("collector", "logs")]),
+        m.get("sentinel_series_dropped", &[("collector", "logs")]),
         Some(0.0)
     );
     let cost = m.get(
@@ -348,7 +348,7 @@ fn five_thousand_files_are_all_counted_and_the_cap_drops_the_rest() {
         Some(1000.0)
     );
     assert!(
-        m.get("sentinel_series_dropped_total", &[("collector", "logs")])
+        m.get("sentinel_series_dropped", &[("collector", "logs")])
             .unwrap()
             >= 4000.0,
         "{}",

@@ -634,11 +634,7 @@ fn hundreds_of_units_all_present_and_the_cap_counts_drops() {
         (count_active(m) == N).then(|| m.clone())
     });
     assert_eq!(
-        value(
-            &m,
-            "sentinel_series_dropped_total",
-            &[("collector", "systemd")]
-        ),
+        value(&m, "sentinel_series_dropped", &[("collector", "systemd")]),
         Some(0.0)
     );
     // Within the system bus's limits, no read fails: the bounded concurrency
@@ -674,12 +670,7 @@ fn hundreds_of_units_all_present_and_the_cap_counts_drops() {
     // Under a cap of 100 the rest are cut, and counted.
     let capped = exporter(&mgr, &["--collector.systemd.max-units=100"]);
     let m = capped.wait_for(WAIT, "capped round", |m| {
-        (value(
-            m,
-            "sentinel_series_dropped_total",
-            &[("collector", "systemd")],
-        )? > 0.0)
-            .then(|| m.clone())
+        (value(m, "sentinel_series_dropped", &[("collector", "systemd")])? > 0.0).then(|| m.clone())
     });
     let units: std::collections::BTreeSet<&str> = m
         .find("sentinel_systemd_unit_state", &[])

@@ -9,7 +9,7 @@
 //! volumes ([`KEPT_PATHS`]) are kept even where the mountpoint exclude matches:
 //! a hung NFS PV is exactly what must show. Like every mount they count
 //! against `--collector.filesystem.max-mounts`, which drops the deepest paths
-//! first (and counts them in `sentinel_series_dropped_total`).
+//! first (and counts them in `sentinel_series_dropped`).
 //!
 //! Hung mounts (F20, F21, F23, F25). The mountinfo read and every statvfs run
 //! offloaded (see [`crate::host::statfs`]), each statvfs keyed by the mount's
@@ -79,7 +79,7 @@ pub struct Args {
     /// A statvfs unanswered this long marks the mount as hung; every other mount publishes meanwhile. Keep it below the interval for the series of healthy mounts to stay fresh.
     #[arg(id = "collector.filesystem.stat-timeout", long = "collector.filesystem.stat-timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub stat_timeout: Duration,
-    /// At most this many mounts are reported; the rest are counted in sentinel_series_dropped_total.
+    /// At most this many mounts are reported; the rest are counted in sentinel_series_dropped.
     #[arg(
         id = "collector.filesystem.max-mounts",
         long = "collector.filesystem.max-mounts",

@@ -79,7 +79,7 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_collector_success",
     "sentinel_collector_duration_seconds",
     "sentinel_collector_last_success_timestamp_seconds",
-    "sentinel_series_dropped_total",
+    "sentinel_series_dropped",
     "sentinel_collector_installed",
     "sentinel_build_info",
 ];

@@ -20,7 +20,7 @@
 //! `sentinel_log_written_bytes_total{group}` (the counter behind the growth)
 //! and, to see what the walk left out: `sentinel_log_files{group}`,
 //! `sentinel_log_files_dropped{group}` (over `--collector.logs.max-files`,
-//! also added to `sentinel_series_dropped_total`),
+//! also added to `sentinel_series_dropped`),
 //! `sentinel_log_skipped_entries{group,reason}`, `sentinel_log_walk_timed_out{group}`,
 //! `sentinel_log_walk_hung{group}`, `sentinel_log_mount_table_unreadable`.
 //!

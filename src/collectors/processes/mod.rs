@@ -37,7 +37,7 @@
 //!   main thread sleeps while another thread is in D state is not counted.
 //! - Labelled families keep the top `--collector.processes.series-limit`
 //!   series (by count, age or bytes); the rest are counted in
-//!   `sentinel_series_dropped_total{collector="processes"}`.
+//!   `sentinel_series_dropped{collector="processes"}`.
 //! - The blocking work runs offloaded ([`crate::host::offload`]) under two
 //!   keys (stat pass, fd walk), each single-flight under a timeout, so a read
 //!   stuck in the kernel stalls neither the async runtime nor the other, and

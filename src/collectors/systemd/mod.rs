@@ -98,7 +98,7 @@
 //! `-exclude` (both anchored), without load state `not-found`, at most
 //! `--collector.systemd.max-units` of them in name order; the rest are
 //! counted, 3 series a unit (what every unit has: its properties are never
-//! read), in `sentinel_series_dropped_total{collector="systemd"}`.
+//! read), in `sentinel_series_dropped{collector="systemd"}`.
 //!
 //! # The stranded rule
 //! A unit U is stranded by D when all of these hold:
