@@ -628,10 +628,13 @@ fn bad_peers_give_the_right_reason_and_no_panic() {
                 "{peer:?}: a probe is abandoned after the timeout"
             );
         }
-        // Five probes and one plain connect at most, ever.
+        // Five probes and one plain connect at most, ever. The fake server
+        // sees a connection the exporter closed only when its thread next
+        // looks (a trickled byte, a poll), which on a loaded machine can be
+        // after the next probe of that operation has connected: one more.
         let max_open = server.max_open.load(Ordering::SeqCst);
         assert!(
-            max_open <= OPS.len() + 1,
+            max_open <= OPS.len() + 2,
             "{peer:?}: {max_open} connections open at once"
         );
         let _ = server.open.load(Ordering::SeqCst);
