@@ -1443,10 +1443,12 @@ fn incident_drills() {
     let real = names::families(served(prom_port).iter().map(String::as_str));
     let skip: BTreeSet<&str> = [
         "docker",
+        "cri",
         "filesystem",
         "systemd",
         "processes",
         "logs",
+        "kernel",
         "kubelet",
     ]
     .into_iter()
