@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::metrics::{Family, Value};
+use crate::metrics::Family;
 
 /// What one collection round produces.
 #[derive(Debug, Default)]
@@ -41,11 +41,12 @@ pub fn not_installed(collector: &'static str) -> Collection {
     Collection::new(vec![f])
 }
 
-/// Whether these published families say their subject is on the node.
-pub fn installed(families: &[Family]) -> bool {
-    !families
-        .iter()
-        .any(|f| f.name == INSTALLED && f.samples.iter().any(|s| s.value == Value::Number(0.0)))
+/// Take the not-installed marker out of a round's families: the store
+/// exports it once for all collectors, in one family. True if it was there.
+pub fn take_not_installed(families: &mut Vec<Family>) -> bool {
+    let before = families.len();
+    families.retain(|f| f.name != INSTALLED);
+    families.len() != before
 }
 
 /// Why a whole round failed. Per-item failures (one hung mount, one

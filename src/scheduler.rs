@@ -56,6 +56,8 @@ impl Scheduler {
                 let published = match result {
                     Ok(Ok(Ok(mut collection))) => {
                         failures.ok(slot.name);
+                        let not_installed =
+                            crate::collector::take_not_installed(&mut collection.families);
                         metrics::sort_families(&mut collection.families);
                         totals.last_success = Some(unix_now());
                         Published {
@@ -64,6 +66,7 @@ impl Scheduler {
                             duration,
                             last_success: totals.last_success,
                             series_dropped: collection.series_dropped,
+                            not_installed,
                             panics_total: totals.panics,
                             rounds: totals.rounds,
                             last_error: None,
@@ -112,6 +115,7 @@ impl Totals {
             duration,
             last_success: self.last_success,
             series_dropped: 0,
+            not_installed: false,
             panics_total: self.panics,
             rounds: self.rounds,
             last_error: Some(error),

@@ -37,6 +37,8 @@ pub struct Published {
     /// Series the latest round left out because a label cap was reached
     /// (0 for a failed round, which publishes nothing).
     pub series_dropped: u64,
+    /// The latest round found no sign of the collector's subject on the node.
+    pub not_installed: bool,
     /// Rounds that panicked since start.
     pub panics_total: u64,
     /// Rounds published since start, failed ones included.
@@ -72,7 +74,7 @@ impl Published {
     pub fn status(&self) -> Status {
         match (self.rounds, self.success) {
             (0, _) => Status::Starting,
-            (_, true) if !crate::collector::installed(&self.families) => Status::NotInstalled,
+            (_, true) if self.not_installed => Status::NotInstalled,
             (_, true) => Status::Ok,
             (_, false) => Status::Failing,
         }
@@ -273,6 +275,10 @@ impl Store {
             "sentinel_collector_interval_seconds",
             "How often the collector samples.",
         );
+        let mut installed = Family::gauge(
+            crate::collector::INSTALLED,
+            "0 while the collector's subject shows no sign of being on the node (no socket, daemon, unit or state directory); its other series are absent meanwhile.",
+        );
         let mut panics = Family::counter(
             "sentinel_collector_panics",
             "Rounds of the collector that panicked (a bug; each is a failed round, and the collector keeps running).",
@@ -287,6 +293,9 @@ impl Store {
             dropped.push(label(), p.series_dropped as f64);
             interval.push(label(), slot.interval.as_secs_f64());
             panics.push(label(), p.panics_total as f64);
+            if p.not_installed {
+                installed.push(label(), 0.0);
+            }
         }
         let mut build = Family::gauge(
             "sentinel_build_info",
@@ -300,7 +309,9 @@ impl Store {
             ],
             1.0,
         );
-        vec![build, dropped, duration, interval, last, panics, success]
+        vec![
+            build, dropped, duration, installed, interval, last, panics, success,
+        ]
     }
 }
 
