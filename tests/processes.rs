@@ -350,11 +350,28 @@ fn a_process_stuck_on_a_stopped_fuse_mount_is_in_d_state() {
             None
         },
     );
+    let d_since = Instant::now();
     exp.wait_for(PATIENCE, "one D-state process under its comm", |m| {
         (m.get("sentinel_processes_uninterruptible", &[("comm", &zd)]) == Some(1.0)).then_some(())
     });
     let m = exp.metrics();
     assert!(m.get("sentinel_processes", &[("state", "uninterruptible")]) >= Some(1.0));
+    // Stuck, it keeps counting: it never leaves D and never gets a CPU.
+    let oldest = |m: &Metrics| {
+        m.get(
+            "sentinel_processes_uninterruptible_oldest_seconds",
+            &[("comm", &zd)],
+        )
+    };
+    let first = exp.wait_for(PATIENCE, "its time in D", oldest);
+    let grown = exp.wait_for(PATIENCE, "its time in D to grow past 5 s", |m| {
+        oldest(m).filter(|s| *s >= first + 5.0)
+    });
+    assert!(
+        grown <= d_since.elapsed().as_secs_f64() + 1.0,
+        "{grown} s in D, but it entered D {:?} ago",
+        d_since.elapsed()
+    );
 
     signal(fuse.bindfs.id(), Signal::CONT);
     assert!(
@@ -362,10 +379,84 @@ fn a_process_stuck_on_a_stopped_fuse_mount_is_in_d_state() {
         "stat did not return after SIGCONT"
     );
     exp.wait_for(PATIENCE, "the D-state series to go", |m| {
-        m.find("sentinel_processes_uninterruptible", &[("comm", &zd)])
+        (m.find("sentinel_processes_uninterruptible", &[("comm", &zd)])
             .is_empty()
-            .then_some(())
+            && oldest(m).is_none())
+        .then_some(())
     });
+}
+
+/// Start time of a process in seconds after boot, from /proc/PID/stat.
+fn started_after_boot(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks: f64 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    ticks / 100.0
+}
+
+fn uptime() -> f64 {
+    let up = std::fs::read_to_string("/proc/uptime").unwrap();
+    up.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// F9: a process that ran for a while and then died unreaped is a zombie
+/// for seconds, not for its whole life.
+#[test]
+fn a_long_running_process_that_dies_is_a_young_zombie() {
+    if !common::require_root() || common::require("cc").is_none() {
+        return;
+    }
+    let _shared = HEAVY.read();
+    let t = tag("y");
+    let zk = format!("zk-{t}");
+    // A parent that never waits, and one child that pauses until killed.
+    let group = Group(spawn_helper(&["spawn", &t, "1"]).ready());
+    let child = wait_until(Duration::from_secs(10), "the child", || {
+        children_of(group.0.pid()).first().copied()
+    });
+    let exp = exporter(&[NO_FD_WALK]);
+    // The exporter watches it alive first: age must count from its death,
+    // not from the process's start nor from the exporter's.
+    let lived = Duration::from_secs(20);
+    std::thread::sleep(lived);
+    let life = uptime() - started_after_boot(child);
+    assert!(life >= 19.0, "the child lived {life} s");
+    exp.wait_for(PATIENCE, "no zombie yet", |m| {
+        zombies(m, &zk, &zk).is_none().then_some(())
+    });
+    signal(child, Signal::KILL);
+    wait_until(Duration::from_secs(10), "the child to be defunct", || {
+        (state_of(child) == Some('Z')).then_some(())
+    });
+    let died = Instant::now();
+    let age = exp.wait_for(PATIENCE, "the zombie", |m| {
+        m.get(
+            "sentinel_zombie_oldest_age_seconds",
+            &[("comm", &zk), ("parent_comm", &zk)],
+        )
+    });
+    let since_death = died.elapsed().as_secs_f64();
+    assert!(
+        age <= since_death + 1.0,
+        "zombie age {age} s, but it died {since_death} s ago (it ran {life} s)"
+    );
+    assert!(age < 10.0, "zombie age {age} s");
+    let later = exp.wait_for(PATIENCE, "the age to grow", |m| {
+        m.get(
+            "sentinel_zombie_oldest_age_seconds",
+            &[("comm", &zk), ("parent_comm", &zk)],
+        )
+        .filter(|a| *a >= age + 2.0)
+    });
+    assert!(later <= died.elapsed().as_secs_f64() + 1.0, "{later}");
+    drop(group);
 }
 
 #[test]
