@@ -569,3 +569,87 @@ fn ten_thousand_extra_processes_are_counted() {
     );
     drop(group);
 }
+
+/// A writer that rewrites one block and fsyncs it, forever: in D nearly all
+/// the time, yet it runs between every two fsyncs.
+const SYNC_WRITER: &str = "import os, sys
+open('/proc/self/comm', 'w').write(sys.argv[2])
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+print('ready', flush=True)
+while True:
+    os.pwrite(fd, b'x' * 4096, 0)
+    os.fsync(fd)
+";
+
+/// F5: busy I/O. Eight sync writers on a loop-mounted ext4 are caught in D
+/// at almost every scan, which the per-comm count cannot tell from a hang;
+/// their unbroken time in D stays near 0 because each runs between scans.
+#[test]
+fn sync_writers_flickering_in_and_out_of_d_state_are_not_stuck() {
+    if !common::require_root()
+        || common::require("python3").is_none()
+        || common::require("mkfs.ext4").is_none()
+        || common::require("mount").is_none()
+    {
+        return;
+    }
+    let _shared = HEAVY.read();
+    let comm = tag("zf-");
+    let dir = TempDir::new("proc-flicker");
+    let image = dir.path().join("ext4.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(128 << 20))
+        .expect("image");
+    run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    run(
+        "mount",
+        &["-o", "loop", image.to_str().unwrap(), mnt.to_str().unwrap()],
+    );
+    // Declared before the writers, so dropped (unmounted) after they are killed.
+    let _mounted = Mounted(mnt.clone());
+    let _writers: Vec<Proc> = (0..8)
+        .map(|i| {
+            let file = mnt.join(format!("f{i}"));
+            Proc(
+                Command::new("python3")
+                    .args(["-c", SYNC_WRITER, file.to_str().unwrap(), &comm])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("python3"),
+            )
+            .ready()
+        })
+        .collect();
+    let exp = exporter(&[NO_FD_WALK]);
+    exp.wait_for(PATIENCE, "a first scan", |m| {
+        m.get("sentinel_processes_scan_duration_seconds", &[])
+    });
+
+    let (mut samples, mut in_d, mut worst) = (0, 0, 0.0f64);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let m = exp.metrics();
+        samples += 1;
+        if m.get("sentinel_processes_uninterruptible", &[("comm", &comm)]) >= Some(1.0) {
+            in_d += 1;
+        }
+        if let Some(s) = m.get(
+            "sentinel_processes_uninterruptible_oldest_seconds",
+            &[("comm", &comm)],
+        ) {
+            worst = worst.max(s);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "sync writers: in D at {in_d} of {samples} samples; longest unbroken D time {worst} s"
+    );
+    assert!(
+        in_d * 2 >= samples,
+        "the writers were in D at only {in_d} of {samples} samples: no busy-I/O case here"
+    );
+    // Far under the alert's 120 s, and under the 20 s they were watched.
+    assert!(worst < 10.0, "longest unbroken D time {worst} s");
+}
