@@ -364,7 +364,9 @@ mod tests {
     fn d_state_continuity_table() {
         let stuck = |runs| d(7, "stat", 500, runs);
         let awake = p(7, 1, 'S', "stat", 500);
-        let cases: Vec<(&str, Vec<Vec<ProcInfo>>, Vec<Option<f64>>)> = vec![
+        /// (what, the scans, the oldest D time after each)
+        type Case = (&'static str, Vec<Vec<ProcInfo>>, Vec<Option<f64>>);
+        let cases: Vec<Case> = vec![
             (
                 "stuck: one process in D at every scan, run count still",
                 vec![vec![stuck(Some(9))]; 4],
