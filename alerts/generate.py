@@ -255,11 +255,11 @@ def processes_rules(c):
              "stays <defunct> and cannot be replaced cleanly.",
              "processes"),
         rule(c, "SentinelProcessesStuckInDState",
-             f"sentinel_processes_uninterruptible{s} >= {p['dStateProcesses']}",
+             f"sentinel_processes_uninterruptible_oldest_seconds{s} >= {p['dStateSeconds']}",
              p["dStateFor"], "warning",
-             "Processes are stuck in uninterruptible sleep (D state).",
-             "{{ $value | printf \"%.0f\" }} {{ $labels.comm }} process(es) on {{ $labels.instance }} "
-             f"have been in D state for more than {p['dStateFor']}: usually a hung mount or storage device.",
+             "A process is stuck in uninterruptible sleep (D state).",
+             "A {{ $labels.comm }} process on {{ $labels.instance }} has stayed in D state for "
+             "{{ $value | humanizeDuration }} without once leaving it: usually a hung mount or storage device.",
              "processes"),
         rule(c, "SentinelDeletedFilesHoldingSpace",
              f"sentinel_deleted_open_files_bytes{s}\n  and\n"

@@ -218,10 +218,10 @@ def processes_row(y):
     return row("Processes", y, [
         panel("timeseries", "Zombies by parent", "", "none",
               [(f"sum by (parent_comm) (sentinel_zombie_processes{{{S}}})", "{{parent_comm}}", "A")], 8, 8, 0, y + 1),
-        panel("timeseries", "Oldest zombie age", "", "s",
+        panel("timeseries", "Oldest zombie age", "Time since the exporter first saw the oldest zombie of each parent defunct.", "s",
               [(f"max by (parent_comm) (sentinel_zombie_oldest_age_seconds{{{S}}})", "{{parent_comm}}", "A")], 8, 8, 8, y + 1),
-        panel("timeseries", "D-state processes", "", "none",
-              [(f"sentinel_processes_uninterruptible{{{S}}}", "{{comm}}", "A")], 8, 8, 16, y + 1),
+        panel("timeseries", "Longest stay in D state", "Per command name, the longest one process has stayed in D state without leaving it; busy I/O stays near 0, a stuck process climbs (the alert fires at 2m).", "s",
+              [(f"sentinel_processes_uninterruptible_oldest_seconds{{{S}}}", "{{comm}}", "A")], 8, 8, 16, y + 1),
     ])
 
 

@@ -221,7 +221,7 @@ fn every_contract_finding_has_an_alert() {
         "sentinel_systemd_unit_restart_unbounded",
         "sentinel_zombie_processes",
         "sentinel_zombie_processes_reaped_by_init_pending",
-        "sentinel_processes_uninterruptible",
+        "sentinel_processes_uninterruptible_oldest_seconds",
         "sentinel_deleted_open_files_bytes",
         "sentinel_log_file_growth_bytes_per_second",
         "sentinel_log_seconds_until_filesystem_full",

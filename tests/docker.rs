@@ -760,3 +760,145 @@ fn no_docker_no_series_and_a_socket_appearing_is_picked_up() {
     });
     assert_no_panic(&e);
 }
+
+/// F16, F28: on a Kubernetes node (dockershim, cri-dockerd) the kubelet names
+/// containers `k8s_C_P_NS_UID_<attempt>` and keeps their restart count in a
+/// label. Their series carry namespace, pod and container and that count;
+/// a plain container beside them keeps its name. `version` and `info` are
+/// asked once a minute, the list every interval.
+#[test]
+fn kubelet_containers_by_pod_and_slow_probes_once_a_minute() {
+    if common::require("/usr/sbin/dockerd").is_none()
+        || common::require("docker").is_none()
+        || !common::require_root()
+    {
+        return;
+    }
+    let dir = TempDir::new("docker-k8s");
+    let dockerd = Dockerd::start(dir.path());
+    import_busybox(&dockerd, dir.path());
+    let kube = |name: &str, container: &str, restarts: &str, extra: &[&str]| {
+        let labels = [
+            "io.kubernetes.pod.namespace=prod".to_string(),
+            "io.kubernetes.pod.name=web-0".to_string(),
+            format!("io.kubernetes.container.name={container}"),
+            format!("io.kubernetes.container.restartCount={restarts}"),
+        ];
+        let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+        for l in &labels {
+            args.extend(["--label", l.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        args.extend(["bb:latest", "sh", "-c", LOOP]);
+        dockerd.docker(&args);
+    };
+    // The fourth attempt of "app", with a health check; and its sidecar.
+    kube(
+        "k8s_app_web-0_prod_0a1b2c3d_3",
+        "app",
+        "3",
+        &["--health-cmd", "true", "--health-interval", "1s"],
+    );
+    kube("k8s_side_web-0_prod_0a1b2c3d_0", "side", "0", &[]);
+    dockerd.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "plain",
+        "bb:latest",
+        "sh",
+        "-c",
+        LOOP,
+    ]);
+
+    let exporter = start_exporter(&dockerd.host());
+    let exporter_started = Instant::now();
+    let pod = |c: &'static str| [("namespace", "prod"), ("pod", "web-0"), ("container", c)];
+    exporter.wait_for(Duration::from_secs(30), "pod containers by pod", |m| {
+        let app = m.get("sentinel_docker_container_restarts_total", &pod("app"));
+        let side = m.get("sentinel_docker_container_restarts_total", &pod("side"));
+        let mut healthy = pod("app").to_vec();
+        healthy.push(("status", "healthy"));
+        let health = m.get("sentinel_docker_container_health", &healthy);
+        let plain = m.get(
+            "sentinel_docker_container_restarts_total",
+            &[("name", "plain")],
+        );
+        (app == Some(3.0) && side == Some(0.0) && health == Some(1.0) && plain == Some(0.0))
+            .then_some(())
+    });
+    let m = exporter.metrics();
+    for family in [
+        "sentinel_docker_container_restarts_total",
+        "sentinel_docker_container_health",
+    ] {
+        for s in m.find(family, &[]) {
+            let name = s.labels.get("name").map(String::as_str).unwrap_or("");
+            assert!(
+                !name.starts_with("k8s_"),
+                "{family} labelled by the attempt's name: {:?}",
+                s.labels
+            );
+        }
+    }
+    assert_eq!(
+        m.find("sentinel_docker_container_restarts_total", &[])
+            .len(),
+        3,
+        "{}",
+        m.text
+    );
+
+    // The kubelet restarts "app": a new container, attempt 4, the old one exited.
+    dockerd.docker(&["stop", "-t", "1", "k8s_app_web-0_prod_0a1b2c3d_3"]);
+    kube("k8s_app_web-0_prod_0a1b2c3d_4", "app", "4", &[]);
+    let m = exporter.wait_for(Duration::from_secs(30), "the restart counted", |m| {
+        (m.get("sentinel_docker_container_restarts_total", &pod("app")) == Some(4.0))
+            .then(|| m.clone())
+    });
+    assert_eq!(
+        m.find(
+            "sentinel_docker_container_restarts_total",
+            &[("container", "app")]
+        )
+        .len(),
+        1,
+        "one series per pod container, not per attempt: {}",
+        m.text
+    );
+
+    // Over all of this the list ran every second, version and info once.
+    let count = |m: &Metrics, op: &str| {
+        value(
+            m,
+            "sentinel_docker_probe_duration_seconds_count",
+            &[("operation", op)],
+        )
+    };
+    let m = exporter.wait_for(Duration::from_secs(30), "ten list probes", |m| {
+        (count(m, "containers") >= 10.0).then(|| m.clone())
+    });
+    eprintln!(
+        "probes answered: containers {}, ping {}, version {}, info {}",
+        count(&m, "containers"),
+        count(&m, "ping"),
+        count(&m, "version"),
+        count(&m, "info")
+    );
+    // One at the start, and one more per full minute since.
+    let allowed = 1.0 + (exporter_started.elapsed().as_secs() / 60) as f64;
+    for op in ["info", "version"] {
+        assert!(
+            (1.0..=allowed).contains(&count(&m, op)),
+            "{op}: {} probes in {:?}",
+            count(&m, op),
+            exporter_started.elapsed()
+        );
+    }
+    assert!(count(&m, "ping") >= 10.0);
+    assert_no_panic(&exporter);
+    drop(exporter);
+    drop(dockerd);
+}

@@ -350,11 +350,28 @@ fn a_process_stuck_on_a_stopped_fuse_mount_is_in_d_state() {
             None
         },
     );
+    let d_since = Instant::now();
     exp.wait_for(PATIENCE, "one D-state process under its comm", |m| {
         (m.get("sentinel_processes_uninterruptible", &[("comm", &zd)]) == Some(1.0)).then_some(())
     });
     let m = exp.metrics();
     assert!(m.get("sentinel_processes", &[("state", "uninterruptible")]) >= Some(1.0));
+    // Stuck, it keeps counting: it never leaves D and never gets a CPU.
+    let oldest = |m: &Metrics| {
+        m.get(
+            "sentinel_processes_uninterruptible_oldest_seconds",
+            &[("comm", &zd)],
+        )
+    };
+    let first = exp.wait_for(PATIENCE, "its time in D", oldest);
+    let grown = exp.wait_for(PATIENCE, "its time in D to grow past 5 s", |m| {
+        oldest(m).filter(|s| *s >= first + 5.0)
+    });
+    assert!(
+        grown <= d_since.elapsed().as_secs_f64() + 1.0,
+        "{grown} s in D, but it entered D {:?} ago",
+        d_since.elapsed()
+    );
 
     signal(fuse.bindfs.id(), Signal::CONT);
     assert!(
@@ -362,10 +379,76 @@ fn a_process_stuck_on_a_stopped_fuse_mount_is_in_d_state() {
         "stat did not return after SIGCONT"
     );
     exp.wait_for(PATIENCE, "the D-state series to go", |m| {
-        m.find("sentinel_processes_uninterruptible", &[("comm", &zd)])
+        (m.find("sentinel_processes_uninterruptible", &[("comm", &zd)])
             .is_empty()
-            .then_some(())
+            && oldest(m).is_none())
+        .then_some(())
     });
+}
+
+/// Start time of a process in seconds after boot, from /proc/PID/stat.
+fn started_after_boot(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks: f64 = stat.rsplit_once(") ")?.1.split(' ').nth(19)?.parse().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn uptime() -> Option<f64> {
+    let up = std::fs::read_to_string("/proc/uptime").ok()?;
+    up.split_whitespace().next()?.parse().ok()
+}
+
+/// F9: a process that ran for a while and then died unreaped is a zombie
+/// for seconds, not for its whole life.
+#[test]
+fn a_long_running_process_that_dies_is_a_young_zombie() {
+    if !common::require_root() || common::require("cc").is_none() {
+        return;
+    }
+    let _shared = HEAVY.read();
+    let t = tag("y");
+    let zk = format!("zk-{t}");
+    // A parent that never waits, and one child that pauses until killed.
+    let group = Group(spawn_helper(&["spawn", &t, "1"]).ready());
+    let child = wait_until(Duration::from_secs(10), "the child", || {
+        children_of(group.0.pid()).first().copied()
+    });
+    let exp = exporter(&[NO_FD_WALK]);
+    // The exporter watches it alive first: age must count from its death,
+    // not from the process's start nor from the exporter's.
+    let lived = Duration::from_secs(20);
+    std::thread::sleep(lived);
+    let life = uptime().unwrap() - started_after_boot(child).unwrap();
+    assert!(life >= 19.0, "the child lived {life} s");
+    exp.wait_for(PATIENCE, "no zombie yet", |m| {
+        zombies(m, &zk, &zk).is_none().then_some(())
+    });
+    signal(child, Signal::KILL);
+    wait_until(Duration::from_secs(10), "the child to be defunct", || {
+        (state_of(child) == Some('Z')).then_some(())
+    });
+    let died = Instant::now();
+    let age = exp.wait_for(PATIENCE, "the zombie", |m| {
+        m.get(
+            "sentinel_zombie_oldest_age_seconds",
+            &[("comm", &zk), ("parent_comm", &zk)],
+        )
+    });
+    let since_death = died.elapsed().as_secs_f64();
+    assert!(
+        age <= since_death + 1.0,
+        "zombie age {age} s, but it died {since_death} s ago (it ran {life} s)"
+    );
+    assert!(age < 10.0, "zombie age {age} s");
+    let later = exp.wait_for(PATIENCE, "the age to grow", |m| {
+        m.get(
+            "sentinel_zombie_oldest_age_seconds",
+            &[("comm", &zk), ("parent_comm", &zk)],
+        )
+        .filter(|a| *a >= age + 2.0)
+    });
+    assert!(later <= died.elapsed().as_secs_f64() + 1.0, "{later}");
+    drop(group);
 }
 
 #[test]
@@ -477,4 +560,88 @@ fn ten_thousand_extra_processes_are_counted() {
         ),
     );
     drop(group);
+}
+
+/// A writer that rewrites one block and fsyncs it, forever: in D nearly all
+/// the time, yet it runs between every two fsyncs.
+const SYNC_WRITER: &str = "import os, sys
+open('/proc/self/comm', 'w').write(sys.argv[2])
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+print('ready', flush=True)
+while True:
+    os.pwrite(fd, b'x' * 4096, 0)
+    os.fsync(fd)
+";
+
+/// F5: busy I/O. Eight sync writers on a loop-mounted ext4 are caught in D
+/// at almost every scan, which the per-comm count cannot tell from a hang;
+/// their unbroken time in D stays near 0 because each runs between scans.
+#[test]
+fn sync_writers_flickering_in_and_out_of_d_state_are_not_stuck() {
+    if !common::require_root()
+        || common::require("python3").is_none()
+        || common::require("mkfs.ext4").is_none()
+        || common::require("mount").is_none()
+    {
+        return;
+    }
+    let _shared = HEAVY.read();
+    let comm = tag("zf-");
+    let dir = TempDir::new("proc-flicker");
+    let image = dir.path().join("ext4.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(128 << 20))
+        .expect("image");
+    run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    run(
+        "mount",
+        &["-o", "loop", image.to_str().unwrap(), mnt.to_str().unwrap()],
+    );
+    // Declared before the writers, so dropped (unmounted) after they are killed.
+    let _mounted = Mounted(mnt.clone());
+    let _writers: Vec<Proc> = (0..8)
+        .map(|i| {
+            let file = mnt.join(format!("f{i}"));
+            Proc(
+                Command::new("python3")
+                    .args(["-c", SYNC_WRITER, file.to_str().unwrap(), &comm])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("python3"),
+            )
+            .ready()
+        })
+        .collect();
+    let exp = exporter(&[NO_FD_WALK]);
+    exp.wait_for(PATIENCE, "a first scan", |m| {
+        m.get("sentinel_processes_scan_duration_seconds", &[])
+    });
+
+    let (mut samples, mut in_d, mut worst) = (0, 0, 0.0f64);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let m = exp.metrics();
+        samples += 1;
+        if m.get("sentinel_processes_uninterruptible", &[("comm", &comm)]) >= Some(1.0) {
+            in_d += 1;
+        }
+        if let Some(s) = m.get(
+            "sentinel_processes_uninterruptible_oldest_seconds",
+            &[("comm", &comm)],
+        ) {
+            worst = worst.max(s);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "sync writers: in D at {in_d} of {samples} samples; longest unbroken D time {worst} s"
+    );
+    assert!(
+        in_d * 2 >= samples,
+        "the writers were in D at only {in_d} of {samples} samples: no busy-I/O case here"
+    );
+    // Far under the alert's 120 s, and under the 20 s they were watched.
+    assert!(worst < 10.0, "longest unbroken D time {worst} s");
 }

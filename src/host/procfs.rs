@@ -1,8 +1,8 @@
 //! The one /proc reader: `PROCFS/PID/stat` (state, ppid, comm, starttime),
-//! `PROCFS/PID/comm`, `PROCFS/stat` (`btime`), and a process's start time as
-//! unix seconds. Every collector that names or ages a process reads it here.
+//! `PROCFS/PID/comm`, `PROCFS/PID/schedstat` (how often it got a CPU),
+//! `PROCFS/stat` (`btime`), and a process's start time as unix seconds. Every collector that names or ages a process reads it here.
 //!
-//! Only `stat` and `comm` are read, never `cmdline` or `environ`: those take
+//! Only `stat`, `comm` and `schedstat` are read, never `cmdline` or `environ`: those take
 //! the target's mm lock and can hang behind a stuck process.
 //!
 //! Reading and parsing are apart: the parsers are pure, and bad input is an
@@ -119,6 +119,31 @@ pub fn parse_btime(text: &str) -> Result<u64, &'static str> {
         .map_err(|_| "bad btime")
 }
 
+/// The third field of `/proc/PID/schedstat`: how many times the task has
+/// been put on a CPU. A task that stays asleep keeps it; one that woke and
+/// ran between two reads has a higher one (what the kernel's hung-task
+/// detector checks, with its context-switch count). `None` when the kernel
+/// keeps no such figure (it then prints zeros).
+pub fn parse_schedstat_runs(text: &str) -> Result<Option<u64>, &'static str> {
+    let mut fields = text.split_ascii_whitespace();
+    let runtime: u64 = fields
+        .next()
+        .ok_or("empty schedstat")?
+        .parse()
+        .map_err(|_| "bad run time")?;
+    let wait: u64 = fields
+        .next()
+        .ok_or("no wait field")?
+        .parse()
+        .map_err(|_| "bad wait time")?;
+    let runs: u64 = fields
+        .next()
+        .ok_or("no run count field")?
+        .parse()
+        .map_err(|_| "bad run count")?;
+    Ok(((runtime, wait, runs) != (0, 0, 0)).then_some(runs))
+}
+
 /// Unix start time of a process from the boot time and its `starttime`.
 pub fn start_unix(btime: u64, starttime: u64, ticks_per_second: u64) -> f64 {
     btime as f64 + starttime as f64 / ticks_per_second.max(1) as f64
@@ -148,6 +173,13 @@ pub fn read_comm(procfs: &Path, pid: i32) -> Result<String, ProcError> {
     Ok(String::from_utf8_lossy(&bytes)
         .trim_end_matches('\n')
         .to_string())
+}
+
+/// Read and parse `PROCFS/PID/schedstat` (see [`parse_schedstat_runs`]).
+pub fn read_schedstat_runs(procfs: &Path, pid: i32) -> Result<Option<u64>, ProcError> {
+    let (path, bytes) = read(procfs.join(pid.to_string()).join("schedstat"))?;
+    let text = String::from_utf8_lossy(&bytes);
+    parse_schedstat_runs(&text).map_err(|why| ProcError::Parse { path, why })
 }
 
 /// The boot time from `PROCFS/stat`.
@@ -232,6 +264,20 @@ mod tests {
         ] {
             assert!(parse_stat(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn schedstat_run_counts() {
+        assert_eq!(
+            parse_schedstat_runs("190391748 21569387 439\n"),
+            Ok(Some(439))
+        );
+        // CONFIG_SCHED_INFO off, or sched_info disabled: all zeros.
+        assert_eq!(parse_schedstat_runs("0 0 0\n"), Ok(None));
+        assert!(parse_schedstat_runs("").is_err());
+        assert!(parse_schedstat_runs("1 2").is_err());
+        assert!(parse_schedstat_runs("1 2 x").is_err());
+        assert!(read_schedstat_runs(Path::new("/proc"), std::process::id() as i32).is_ok());
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_zombie_oldest_age_seconds",
     "sentinel_zombie_processes_reaped_by_init_pending",
     "sentinel_processes_uninterruptible",
+    "sentinel_processes_uninterruptible_oldest_seconds",
     "sentinel_deleted_open_files_bytes",
     "sentinel_log_size_bytes",
     "sentinel_log_growth_bytes_per_second",

@@ -16,7 +16,8 @@
 //! `_last_success_timestamp_seconds{operation}`, `sentinel_docker_daemon_restarts_total`,
 //! `_daemon_start_time_seconds`, `_daemon_identity_failures_total`, `_containers{state}`, `_info{version,api_version,storage_driver}`,
 //! and per container (capped by `--collector.docker.max-containers`):
-//! `_container_restarts_total{name}` and `_container_health{name,status}`.
+//! `_container_restarts_total` and `_container_health{status}`, labelled
+//! `{name}`, or `{namespace,pod,container}` for a container the kubelet made.
 //!
 //! Privileges: access to the socket (root or the docker group); reading
 //! /proc/PID/stat of dockerd (any user) for the restart detection.
@@ -50,6 +51,18 @@
 //!   containers each is refreshed every N intervals. Container counts, info and
 //!   per-container values are the latest answers; their age is in
 //!   `_last_success_timestamp_seconds{operation}`.
+//! - Kubernetes nodes (dockershim, cri-dockerd): a container with the
+//!   kubelet's `io.kubernetes.pod.namespace`, `.pod.name` and
+//!   `.container.name` labels is labelled by those, never by its Docker name
+//!   (`k8s_C_P_NS_UID_<attempt>` changes at every restart, so it would make a
+//!   series per attempt), one series per pod container (the latest attempt
+//!   when two run); its restart count is the kubelet's
+//!   `io.kubernetes.container.restartCount` from the list (Docker's own stays
+//!   0 there), Docker's from inspect when that label is missing.
+//! - `version` and `info` are probed at most once a minute while they answer
+//!   (dockerd up to 20.10 at least forks `runc --version` on every `/info`),
+//!   on the interval while they fail, and at once after a daemon restart;
+//!   `ping`, `containers` and `inspect` every interval (see [`state::SLOW_EVERY`]).
 
 mod probe;
 mod state;
@@ -268,7 +281,7 @@ impl DockerCollector {
                     // Nothing to send a request over: every due probe fails at once.
                     let reason = probe::classify(&e);
                     for op in Op::ALL {
-                        if op != Op::Inspect && st.begin(op, now) {
+                        if op != Op::Inspect && st.due(op, now) && st.begin(op, now) {
                             st.finish(op, Err(reason), Duration::ZERO, unix_now());
                         }
                     }
@@ -280,7 +293,10 @@ impl DockerCollector {
             return;
         };
         for op in Op::ALL {
-            if st.op(op).in_flight.is_some() {
+            // A new client must negotiate its API version before anything else works.
+            let must_negotiate = op == Op::Version && st.negotiated != self.generation;
+            let free = st.op(op).in_flight.is_none();
+            if !(st.due(op, now) || must_negotiate && free) {
                 continue;
             }
             let target = match op {
@@ -456,20 +472,22 @@ impl DockerCollector {
 
         let mut container_restarts = Family::counter(
             "sentinel_docker_container_restarts",
-            "Docker's restart count of the container (capped by --collector.docker.max-containers; refreshed round-robin).",
+            "Restarts of the container: the kubelet's count for a pod's container (io.kubernetes.container.restartCount), else Docker's (capped by --collector.docker.max-containers; Docker's refreshed round-robin).",
         );
         let mut container_health = Family::gauge(
             "sentinel_docker_container_health",
             "1 for the container's current health status (containers with a health check only; capped).",
         );
-        for (name, d) in &st.details {
-            container_restarts.push(vec![("name", name.clone())], d.restart_count as f64);
-            if let Some(current) = d.health {
+        for name in &st.tracked {
+            let subject = state::subject_labels(name, st.pods.get(name));
+            if let Some(n) = st.restart_count(name) {
+                container_restarts.push(subject.clone(), n as f64);
+            }
+            if let Some(current) = st.details.get(name).and_then(|d| d.health) {
                 for h in Health::ALL {
-                    container_health.push(
-                        vec![("name", name.clone()), ("status", h.label().to_string())],
-                        flag(h == current),
-                    );
+                    let mut labels = subject.clone();
+                    labels.push(("status", h.label().to_string()));
+                    container_health.push(labels, flag(h == current));
                 }
             }
         }

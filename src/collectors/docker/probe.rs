@@ -10,7 +10,9 @@ use bollard::errors::Error as BollardError;
 use bollard::query_parameters::ListContainersOptions;
 
 use crate::collectors::probing::daemon::Target;
-use super::state::{Answer, Detail, Health, Listed, Op, Reason, container_name, state_index};
+use super::state::{
+    Answer, Detail, Health, Listed, Op, PodContainer, Reason, container_name, state_index,
+};
 
 /// A client for `target`. bollard checks that a unix socket exists when the
 /// client is built, so a missing socket fails here (reason connect).
@@ -79,9 +81,11 @@ async fn request(docker: &Docker, op: Op, inspect: Option<&str>) -> Result<Answe
             Answer::Containers(
                 list.into_iter()
                     .filter_map(|c| {
+                        let labels = c.labels.as_ref();
                         Some(Listed {
                             name: container_name(c.names.as_deref()?)?,
                             state: c.state.and_then(|s| state_index(s.as_ref())),
+                            pod: PodContainer::from_labels(|k| labels?.get(k).cloned()),
                         })
                     })
                     .collect(),

@@ -122,6 +122,56 @@ pub struct Listed {
     pub name: String,
     /// Index into [`STATES`]; None for states outside the six (removing, stopping).
     pub state: Option<usize>,
+    /// Set for a container the kubelet created (its `io.kubernetes.*` labels).
+    pub pod: Option<PodContainer>,
+}
+
+/// A container the kubelet made, named as Kubernetes names it. The kubelet
+/// restarts a container by creating a new one (`k8s_C_P_NS_UID_<attempt>`),
+/// so the Docker name changes with every restart and Docker's own restart
+/// count stays 0; the kubelet keeps its count in a label instead.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PodContainer {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// `io.kubernetes.container.restartCount`; None if missing or not a number.
+    pub restart_count: Option<i64>,
+}
+
+/// The kubelet's (dockershim's, cri-dockerd's) container labels.
+pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub const POD_NAME: &str = "io.kubernetes.pod.name";
+pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+
+impl PodContainer {
+    /// From a container's labels: all three names present and non-empty, or none.
+    pub fn from_labels(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let name = |key: &str| get(key).filter(|v| !v.is_empty());
+        Some(PodContainer {
+            namespace: name(POD_NAMESPACE)?,
+            pod: name(POD_NAME)?,
+            container: name(CONTAINER_NAME)?,
+            restart_count: get(RESTART_COUNT).and_then(|v| v.trim().parse().ok()),
+        })
+    }
+
+    fn identity(&self) -> (&str, &str, &str) {
+        (&self.namespace, &self.pod, &self.container)
+    }
+}
+
+/// What the per-container series of one tracked container are labelled by.
+pub fn subject_labels(name: &str, pod: Option<&PodContainer>) -> Vec<(&'static str, String)> {
+    match pod {
+        Some(p) => vec![
+            ("container", p.container.clone()),
+            ("namespace", p.namespace.clone()),
+            ("pod", p.pod.clone()),
+        ],
+        None => vec![("name", name.to_string())],
+    }
 }
 
 /// What inspect told us about one container.
@@ -149,6 +199,12 @@ pub enum Answer {
     },
 }
 
+/// `version` and `info` are asked at most this often while they answer: their
+/// answers hardly change, and dockerd up to 20.10 at least runs `runc
+/// --version` (a fork and exec) on every `/info`. `ping`, `containers` and
+/// `inspect` stay on the interval: they are what sees a hang.
+pub const SLOW_EVERY: Duration = Duration::from_secs(60);
+
 /// Per-operation bookkeeping, one failure counter per [`Reason`].
 pub type OpState = probing::OpState<5>;
 
@@ -156,6 +212,8 @@ pub type OpState = probing::OpState<5>;
 #[derive(Debug)]
 pub struct State {
     pub ops: [OpState; 5],
+    /// When each operation's latest probe began.
+    begun: [Option<Instant>; 5],
     pub socket: Socket,
     pub socket_check_in_flight: bool,
     /// Logs a panicking socket check once, and its recovery.
@@ -174,6 +232,8 @@ pub struct State {
     pub counts: [u64; 6],
     /// Running or restarting containers that get per-container series, sorted, at most the cap.
     pub tracked: Vec<String>,
+    /// The kubelet's names of the tracked containers it made.
+    pub pods: BTreeMap<String, PodContainer>,
     /// Containers left out by the cap in the latest list.
     pub untracked: u64,
     pub details: BTreeMap<String, Detail>,
@@ -186,6 +246,7 @@ impl State {
     pub fn new(cap: usize) -> Self {
         State {
             ops: Default::default(),
+            begun: [None; 5],
             socket: Socket::Unknown,
             socket_check_in_flight: false,
             check_panic_log: FailureLog::default(),
@@ -199,6 +260,7 @@ impl State {
             storage_driver: None,
             counts: [0; 6],
             tracked: Vec::new(),
+            pods: BTreeMap::new(),
             untracked: 0,
             details: BTreeMap::new(),
             cursor: None,
@@ -216,7 +278,28 @@ impl State {
 
     /// Mark a probe as started; false if one is already outstanding (single-flight).
     pub fn begin(&mut self, op: Op, now: Instant) -> bool {
-        self.op_mut(op).begin(now)
+        let started = self.op_mut(op).begin(now);
+        if started {
+            self.begun[op.index()] = Some(now);
+        }
+        started
+    }
+
+    /// Whether a probe of `op` should start now: none outstanding, and for
+    /// `version` and `info` the latest began [`SLOW_EVERY`] ago, or failed
+    /// (a failing one is retried on the interval, so its recovery, and the end
+    /// of a hang, is seen as soon as for the others).
+    pub fn due(&self, op: Op, now: Instant) -> bool {
+        let s = self.op(op);
+        if s.in_flight.is_some() {
+            return false;
+        }
+        match (op, self.begun[op.index()]) {
+            (Op::Version | Op::Info, Some(at)) => {
+                !s.last_ok || now.saturating_duration_since(at) >= SLOW_EVERY
+            }
+            _ => true,
+        }
     }
 
     /// Record a finished probe: `elapsed` is the measured request time.
@@ -260,23 +343,53 @@ impl State {
 
     fn apply_list(&mut self, list: &[Listed]) {
         self.counts = [0; 6];
-        let mut candidates = Vec::new();
+        let mut candidates: Vec<&Listed> = Vec::new();
         for c in list {
             if let Some(i) = c.state {
                 self.counts[i] += 1;
                 if STATES[i] == "running" || STATES[i] == "restarting" {
-                    candidates.push(c.name.clone());
+                    candidates.push(c);
                 }
             }
         }
-        candidates.sort();
-        candidates.dedup();
+        // One series per pod container, whatever its attempt: if two attempts
+        // run at once (the old one still stopping), the later one (higher
+        // restart count, then the later name) speaks for it.
+        candidates.sort_by(|a, b| {
+            fn id(c: &Listed) -> Option<(&str, &str, &str)> {
+                c.pod.as_ref().map(PodContainer::identity)
+            }
+            id(a)
+                .cmp(&id(b))
+                .then(b.pod.as_ref().map(|p| p.restart_count).cmp(&a.pod.as_ref().map(|p| p.restart_count)))
+                .then(b.name.cmp(&a.name))
+        });
+        candidates.dedup_by(|later, kept| match (&later.pod, &kept.pod) {
+            (Some(a), Some(b)) => a.identity() == b.identity(),
+            (None, None) => later.name == kept.name,
+            _ => false,
+        });
+        candidates.sort_by(|a, b| a.name.cmp(&b.name));
         // The cap keeps the alphabetically first names, so the chosen set is stable between rounds.
         self.untracked = candidates.len().saturating_sub(self.cap) as u64;
         candidates.truncate(self.cap);
-        self.details
-            .retain(|name, _| candidates.binary_search(name).is_ok());
-        self.tracked = candidates;
+        let names: Vec<String> = candidates.iter().map(|c| c.name.clone()).collect();
+        self.details.retain(|name, _| names.binary_search(name).is_ok());
+        self.pods = candidates
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.pod.clone()?)))
+            .collect();
+        self.tracked = names;
+    }
+
+    /// The per-container restart count of a tracked container: the kubelet's
+    /// count for a pod container (Docker's own stays 0 there), else Docker's
+    /// from inspect; None until known.
+    pub fn restart_count(&self, name: &str) -> Option<i64> {
+        self.pods
+            .get(name)
+            .and_then(|p| p.restart_count)
+            .or_else(|| self.details.get(name).map(|d| d.restart_count))
     }
 
     /// The next container to inspect, round-robin by name; None when none runs.
@@ -303,6 +416,8 @@ impl State {
         {
             self.restarts += 1;
             self.renegotiate = true;
+            // A new daemon: its version and storage driver are asked at once.
+            self.begun = [None; 5];
         }
         self.identity = Some(id);
     }
@@ -344,7 +459,163 @@ mod tests {
         Listed {
             name: name.into(),
             state: state_index(state),
+            pod: None,
         }
+    }
+
+    fn pod(name: &str, state: &str, ns: &str, pod: &str, c: &str, restarts: Option<i64>) -> Listed {
+        Listed {
+            pod: Some(PodContainer {
+                namespace: ns.into(),
+                pod: pod.into(),
+                container: c.into(),
+                restart_count: restarts,
+            }),
+            ..listed(name, state)
+        }
+    }
+
+    #[test]
+    fn pod_containers_from_labels() {
+        let labels = |pairs: &[(&str, &str)]| {
+            let map: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            PodContainer::from_labels(|k| map.get(k).cloned())
+        };
+        let full = [
+            (POD_NAMESPACE, "kube-system"),
+            (POD_NAME, "coredns-5d78c9869d-abcde"),
+            (CONTAINER_NAME, "coredns"),
+            (RESTART_COUNT, "7"),
+        ];
+        let p = labels(&full).unwrap();
+        assert_eq!(
+            (p.namespace.as_str(), p.pod.as_str(), p.container.as_str(), p.restart_count),
+            ("kube-system", "coredns-5d78c9869d-abcde", "coredns", Some(7))
+        );
+        // A count that is not a number is unknown, not 0.
+        assert_eq!(labels(&[full[0], full[1], full[2], (RESTART_COUNT, "x")]).unwrap().restart_count, None);
+        assert_eq!(labels(&full[..3]).unwrap().restart_count, None);
+        // Not the kubelet's: a plain container, whatever else it carries.
+        assert_eq!(labels(&[]), None);
+        assert_eq!(labels(&full[1..]), None);
+        assert_eq!(labels(&[(POD_NAMESPACE, ""), full[1], full[2]]), None);
+        assert_eq!(labels(&[("com.docker.compose.service", "web")]), None);
+        assert_eq!(
+            subject_labels("k8s_coredns_x", Some(&p)),
+            vec![
+                ("container", "coredns".to_string()),
+                ("namespace", "kube-system".to_string()),
+                ("pod", "coredns-5d78c9869d-abcde".to_string()),
+            ]
+        );
+        assert_eq!(subject_labels("web", None), vec![("name", "web".to_string())]);
+    }
+
+    #[test]
+    fn one_series_per_pod_container_with_the_kubelets_restart_count() {
+        let mut s = State::new(10);
+        let attempt = |n: i64, state| {
+            pod(&format!("k8s_app_web-0_prod_uid_{n}"), state, "prod", "web-0", "app", Some(n))
+        };
+        s.finish(
+            Op::Containers,
+            Ok(Answer::Containers(vec![
+                attempt(3, "exited"),
+                attempt(4, "running"),
+                // The old attempt still shown running while the new one starts.
+                attempt(2, "running"),
+                pod("k8s_POD_web-0_prod_uid_0", "running", "prod", "web-0", "POD", Some(0)),
+                pod("k8s_side_web-0_prod_uid_0", "running", "prod", "web-0", "side", None),
+                listed("plain", "running"),
+            ])),
+            Duration::ZERO,
+            1.0,
+        );
+        assert_eq!(s.counts[0], 5);
+        assert_eq!(
+            s.tracked,
+            vec![
+                "k8s_POD_web-0_prod_uid_0",
+                "k8s_app_web-0_prod_uid_4",
+                "k8s_side_web-0_prod_uid_0",
+                "plain"
+            ]
+        );
+        assert_eq!(s.untracked, 0, "an old attempt is not a dropped series");
+        // Known from the list at once, before any inspect.
+        assert_eq!(s.restart_count("k8s_app_web-0_prod_uid_4"), Some(4));
+        assert_eq!(s.restart_count("plain"), None);
+        assert_eq!(s.restart_count("k8s_side_web-0_prod_uid_0"), None);
+        for name in ["plain", "k8s_side_web-0_prod_uid_0", "k8s_app_web-0_prod_uid_4"] {
+            s.finish(
+                Op::Inspect,
+                Ok(Answer::Inspect {
+                    name: name.into(),
+                    detail: Detail {
+                        restart_count: 2,
+                        health: None,
+                    },
+                }),
+                Duration::ZERO,
+                1.0,
+            );
+        }
+        assert_eq!(s.restart_count("plain"), Some(2));
+        // Without the kubelet's label, Docker's own count is all there is.
+        assert_eq!(s.restart_count("k8s_side_web-0_prod_uid_0"), Some(2));
+        assert_eq!(s.restart_count("k8s_app_web-0_prod_uid_4"), Some(4));
+        // The next attempt replaces the old one under the same subject.
+        s.finish(
+            Op::Containers,
+            Ok(Answer::Containers(vec![attempt(4, "exited"), attempt(5, "running")])),
+            Duration::ZERO,
+            2.0,
+        );
+        assert_eq!(s.tracked, vec!["k8s_app_web-0_prod_uid_5"]);
+        assert_eq!(s.restart_count("k8s_app_web-0_prod_uid_5"), Some(5));
+        assert_eq!(s.pods.len(), 1);
+        assert!(s.details.is_empty());
+    }
+
+    #[test]
+    fn version_and_info_at_most_once_a_minute_while_they_answer() {
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut s = State::new(10);
+        for op in Op::ALL {
+            assert!(s.due(op, t0), "{op:?} is due at first");
+            assert!(s.begin(op, t0));
+            assert!(!s.due(op, t0), "{op:?} is single-flight");
+            s.finish(op, Ok(Answer::Ping), Duration::ZERO, 0.0);
+        }
+        for op in [Op::Ping, Op::Containers, Op::Inspect] {
+            assert!(s.due(op, at(5)), "{op:?} stays on the interval");
+        }
+        for op in [Op::Version, Op::Info] {
+            assert!(!s.due(op, at(5)), "{op:?}");
+            assert!(!s.due(op, at(59)), "{op:?}");
+            assert!(s.due(op, at(60)), "{op:?}");
+        }
+        // A failed one is retried on the interval.
+        assert!(s.begin(Op::Info, at(60)));
+        s.finish(Op::Info, Err(Reason::Timeout), Duration::ZERO, 0.0);
+        assert!(s.due(Op::Info, at(61)));
+        assert!(s.begin(Op::Info, at(61)));
+        s.finish(Op::Info, Ok(Answer::Ping), Duration::ZERO, 0.0);
+        assert!(!s.due(Op::Info, at(70)));
+        // A restarted daemon is asked at once.
+        let id = |pid| Identity {
+            pid,
+            start_ticks: 1,
+            start_unix: 0.0,
+        };
+        s.observe_identity(id(1));
+        s.observe_identity(id(2));
+        assert!(s.due(Op::Info, at(70)));
+        assert!(s.due(Op::Version, at(70)));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! reap, processes stuck in D state, and space held by deleted-but-open files.
 //!
 //! Reads, under `--path.procfs`:
-//! - `PROCFS/stat` (`btime`) and `PROCFS/PID/stat` of every process, once per
-//!   interval: state, ppid, comm, start time, nothing else. Never `cmdline` or
-//!   `environ` (they can hang behind a stuck process).
+//! - `PROCFS/PID/stat` of every process, once per interval: state, ppid,
+//!   comm, start time, nothing else; `PROCFS/PID/schedstat` of those in D
+//!   state. Never `cmdline` or `environ` (they can hang behind a stuck process).
 //! - `PROCFS/PID/fd/*` links, a `statx` of the deleted ones and
 //!   `PROCFS/PID/comm` of their holders, at most once per
 //!   `--collector.processes.deleted-files-interval`, within a time budget per
@@ -14,6 +14,7 @@
 //! `sentinel_zombie_oldest_age_seconds{comm,parent_comm}`,
 //! `sentinel_zombie_processes_reaped_by_init_pending`,
 //! `sentinel_processes_uninterruptible{comm}`,
+//! `sentinel_processes_uninterruptible_oldest_seconds{comm}`,
 //! `sentinel_deleted_open_files_bytes{mountpoint,comm}`; and, with bounded
 //! labels, `sentinel_processes{state}`, `sentinel_processes_scan_duration_seconds`,
 //! `sentinel_deleted_open_files_scan_duration_seconds`,
@@ -26,9 +27,19 @@
 //! counted in `..._processes_skipped` and their files are missed.
 //!
 //! Rules and their limits:
-//! - A zombie's age is measured from its *start* (`btime + starttime / CLK_TCK`):
-//!   the kernel keeps no exit time, so a long-lived process that died a minute
-//!   ago looks old. That is still the right order: old zombies sort first.
+//! - A zombie's age is the time since the exporter first saw it defunct, keyed
+//!   by (pid, starttime): the kernel keeps no exit time, and the process's own
+//!   age would make a daemon that ran for a month and died a minute ago look a
+//!   month dead. A zombie already there when the exporter starts is aged from
+//!   that start.
+//! - A D-state process's time is how long it has stayed in D without leaving
+//!   it: seen in D at every scan, and its schedstat run count unchanged (it got
+//!   no CPU in between), as the kernel's hung-task detector judges it. Busy I/O
+//!   processes are caught in D at most samples but run in between, so they
+//!   start over each scan; a process stuck on a hung mount keeps counting. The
+//!   per-comm count `sentinel_processes_uninterruptible` says how many are in D
+//!   now, the oldest seconds whether one is stuck (see [`scan`]). Both are
+//!   counted from the exporter's first sight, and restart with it.
 //! - "Reaped by init pending" counts zombies whose parent is PID 1 *of the
 //!   watched procfs*. Point `--path.procfs` at a container's procfs to watch its
 //!   init; zombies under a container's init seen from the host procfs appear
@@ -56,7 +67,7 @@ use crate::metrics::{Family, Labels, flag};
 use crate::values::{parse_duration, parse_positive_duration};
 
 use deleted::{Outcome, Walker};
-use scan::Summary;
+use scan::{Summary, Tracker};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Collector: processes")]
@@ -95,6 +106,8 @@ pub struct ProcessesCollector {
     /// The latest walk answer, kept while the walker is busy or stuck.
     last_walk: Option<Outcome>,
     walk_failures: FailureLog,
+    /// Zombies and D-state processes from scan to scan.
+    tracker: Tracker,
 }
 
 impl ProcessesCollector {
@@ -112,6 +125,7 @@ impl ProcessesCollector {
             walker: None,
             last_walk: None,
             walk_failures: FailureLog::default(),
+            tracker: Tracker::default(),
         }
     }
 
@@ -194,7 +208,7 @@ impl Collector for ProcessesCollector {
             }
         };
 
-        let summary = match scanned {
+        let mut summary = match scanned {
             offload::Outcome::Done(Ok(s)) => s,
             offload::Outcome::Done(Err(e)) => {
                 return Err(CollectError::new(ErrorKind::Read, e.to_string()));
@@ -215,6 +229,8 @@ impl Collector for ProcessesCollector {
                 ));
             }
         };
+        // The scan has just returned: its time is now, to within its duration.
+        self.tracker.observe(&mut summary, std::time::Instant::now());
         Ok(build(&summary, walk.as_ref(), self.series_limit))
     }
 }
@@ -236,7 +252,7 @@ pub fn build(summary: &Summary, walk: Option<&Outcome>, limit: usize) -> Collect
     );
     let mut zombie_age = Family::gauge(
         "sentinel_zombie_oldest_age_seconds",
-        "Age of the oldest such zombie, measured from its start (the kernel keeps no exit time).",
+        "How long the oldest such zombie has been one: since the exporter first saw it defunct (the kernel keeps no exit time).",
     );
     let mut groups: Vec<_> = summary.zombies.iter().collect();
     // Most zombies first, then the oldest: those are the ones to see.
@@ -269,6 +285,17 @@ pub fn build(summary: &Summary, walk: Option<&Outcome>, limit: usize) -> Collect
     for (comm, n) in d {
         stuck.push(vec![("comm", comm.clone())], *n as f64);
     }
+    let mut stuck_for = Family::gauge(
+        "sentinel_processes_uninterruptible_oldest_seconds",
+        "The longest time one process of this command name has stayed in D state without leaving it (busy I/O flickers in and out; a stuck process stays).",
+    );
+    let mut oldest: Vec<_> = summary.uninterruptible_oldest.iter().collect();
+    // Capped by its own order: one stuck process must not lose to many busy ones.
+    oldest.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    dropped += cap(&mut oldest, limit);
+    for (comm, secs) in oldest {
+        stuck_for.push(vec![("comm", comm.clone())], *secs);
+    }
 
     let mut states = Family::gauge(
         "sentinel_processes",
@@ -283,7 +310,9 @@ pub fn build(summary: &Summary, walk: Option<&Outcome>, limit: usize) -> Collect
     );
     scan_time.push(vec![], summary.duration.as_secs_f64());
 
-    let mut families = vec![zombies, zombie_age, pending, stuck, states, scan_time];
+    let mut families = vec![
+        zombies, zombie_age, pending, stuck, stuck_for, states, scan_time,
+    ];
     if let Some(walk) = walk {
         let (deleted_families, cut) = deleted_families(walk, limit);
         dropped += cut;
@@ -359,6 +388,9 @@ mod tests {
         s.uninterruptible.insert("stat".into(), 3);
         s.uninterruptible.insert("a".into(), 1);
         s.uninterruptible.insert("b".into(), 1);
+        s.uninterruptible_oldest.insert("stat".into(), 15.0);
+        s.uninterruptible_oldest.insert("a".into(), 0.0);
+        s.uninterruptible_oldest.insert("b".into(), 300.0);
         s.by_state.insert("zombie", 15);
         s.reaped_by_init_pending = 2;
         s
@@ -382,9 +414,17 @@ mod tests {
         assert!(text.contains(r#"sentinel_processes_uninterruptible{comm="stat"} 3"#));
         assert!(text.contains(r#"sentinel_processes_uninterruptible{comm="a"} 1"#));
         assert!(!text.contains(r#"sentinel_processes_uninterruptible{comm="b"}"#));
+        // The stuck one is kept by its own order, though it is cut from the counts.
+        assert!(text.contains(
+            r#"sentinel_processes_uninterruptible_oldest_seconds{comm="b"} 300"#
+        ));
+        assert!(text.contains(
+            r#"sentinel_processes_uninterruptible_oldest_seconds{comm="stat"} 15"#
+        ));
+        assert!(!text.contains(r#"sentinel_processes_uninterruptible_oldest_seconds{comm="a"}"#));
         assert!(text.contains("sentinel_zombie_processes_reaped_by_init_pending 2"));
-        // 3 zombie groups × 2 families + 1 D-state comm.
-        assert_eq!(c.series_dropped, 7);
+        // 3 zombie groups × 2 families + 1 D-state comm in each of 2 families.
+        assert_eq!(c.series_dropped, 8);
         assert!(!text.contains("sentinel_deleted_open_files"));
     }
 
