@@ -65,6 +65,9 @@ struct FileState {
     written: u64,
     /// Monotonic time of the latest round in which it grew.
     last_grew: f64,
+    /// Renamed since first seen: an older generation, whose next renames
+    /// (`.1` -> `.2`) and deletion are not rotations of their own.
+    renamed: bool,
     /// (t, written) under the current path, spaced at least a tenth of the
     /// window apart.
     samples: VecDeque<(f64, u64)>,
@@ -177,7 +180,7 @@ impl GroupState {
             if present.contains(key) {
                 return true;
             }
-            if gone.last_grew >= live_since {
+            if gone.last_grew >= live_since && !gone.renamed {
                 vacated.insert(gone.path.clone(), t);
             }
             removed.insert(gone.dev);
@@ -200,10 +203,11 @@ impl GroupState {
                         obs.size
                     };
                     if obs.path != st.path {
-                        if st.last_grew >= live_since {
+                        if st.last_grew >= live_since && !st.renamed {
                             // A growing file renamed within the group (syslog -> syslog.1).
                             self.rotations += 1;
                         }
+                        st.renamed = true;
                         // Its rate so far belongs to the old name.
                         st.samples.clear();
                     }
@@ -229,6 +233,7 @@ impl GroupState {
                         size: obs.size,
                         written: 0,
                         last_grew: f64::NEG_INFINITY,
+                        renamed: false,
                         samples: VecDeque::new(),
                     }
                 }
@@ -641,16 +646,20 @@ mod tests {
 
     #[test]
     fn capped_groups_are_not_filling_and_uncapped_ones_are() {
-        // 1000 B/s rotated every 30 s, a 20 s window: the window is shorter
-        // than the rotation period. (name, keep, gens in glob, first fall).
+        // 1000 B/s in a 20 s window, mostly rotated every 30 s: the window
+        // is shorter than the rotation period.
+        // (name, max size, keep, gens in glob, first fall).
         let cases = [
-            ("max-file=3, generations matched", Some(2), true, Some(90)),
-            ("max-file=3, head only (*-json.log)", Some(2), false, Some(30)),
-            ("max-file=1 style: head only, rename", Some(0), true, Some(30)),
-            ("rotate forever", None, true, None),
+            ("max-file=3, generations matched", 30_000, Some(2), true, Some(90)),
+            ("max-file=3, head only (*-json.log)", 30_000, Some(2), false, Some(30)),
+            ("max-file=1 style: head only, rename", 30_000, Some(0), true, Some(30)),
+            ("max-file=3, every 5 s", 5_000, Some(2), true, Some(15)),
+            ("max-file=5, every 5 s, head only", 5_000, Some(4), false, Some(5)),
+            ("rotate forever", 30_000, None, true, None),
+            ("rotate forever, every 5 s", 5_000, None, true, None),
         ];
-        for (name, keep, in_glob, first_fall) in cases {
-            let mut w = Rotating::new(1000, 30_000, keep, in_glob);
+        for (name, max_size, keep, in_glob, first_fall) in cases {
+            let mut w = Rotating::new(1000, max_size, keep, in_glob);
             let mut g = state();
             for i in 0..300u64 {
                 if i > 0 {
@@ -676,7 +685,7 @@ mod tests {
             // Every rotation counted once: renamed within the group, or
             // renamed out of the glob with the new head in the same round.
             assert_eq!(g.rotations(), w.rotations, "{name}");
-            assert_eq!(g.rotations(), 9, "{name}");
+            assert!(w.rotations >= 9, "{name}");
         }
     }
 
