@@ -26,6 +26,12 @@
 //! the cap followed is the current one. Until the first fall is seen a
 //! capped group reads as filling (it is, up to its cap).
 //!
+//! Rotations: a growing file renamed within the group, truncated, or
+//! replaced at its path by a new file after it vanished (the vanished files
+//! are taken first, so a rename out of the glob and the reopen in one round
+//! count). Only a file's first rename counts: a generation shifting
+//! (`.1` -> `.2`) or deleted later is part of a rotation already counted.
+//!
 //! Limit: a file not seen before starts as a baseline: whatever it held when
 //! first seen is not counted as written. Counting it would turn the copy made
 //! by copytruncate, a gzip'ed generation or a file moved in into a spike; the
