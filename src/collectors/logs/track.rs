@@ -20,7 +20,9 @@
 //! its total fell back below it because bytes left the group (a file
 //! vanished, or was truncated with no copy appearing beside it), it is held
 //! at that cap and its growth is 0 while its total stays within
-//! 1/[`CAP_SLACK`] of that mark. Growing past it ends the hold (a cap raised,
+//! 1/[`CAP_SLACK`] of that mark. A fall holds only if the high before it
+//! was within the high before the previous fall: a capped log and a growing
+//! one in the same group fall back too, but their highs keep rising. Growing past it ends the hold (a cap raised,
 //! or no cap: one deleted generation then costs only the time to write it
 //! again). Each fall resets the mark to the high since the previous fall, so
 //! the cap followed is the current one. Until the first fall is seen a
@@ -87,6 +89,8 @@ struct NetSize {
     last: Option<u64>,
     /// Highest total since the latest fall.
     peak: u64,
+    /// The same for the cycle before (ended by the latest fall).
+    prev_peak: Option<u64>,
     /// While held at a cap: the high-water mark it fell back from.
     cap: Option<u64>,
 }
@@ -97,6 +101,7 @@ impl NetSize {
             trend: Trend::new(window),
             last: None,
             peak: 0,
+            prev_peak: None,
             cap: None,
         }
     }
@@ -105,7 +110,14 @@ impl NetSize {
     fn push(&mut self, t: f64, size: u64, removed: bool) {
         let fell = self.last.is_some_and(|last| size < last);
         if removed && fell && size < self.peak {
-            self.cap = Some(self.peak);
+            // A cycle ended. A cap holds if this cycle stayed within the
+            // high of the one before: a capped log beside a growing one in
+            // the same group (the journal under /var/log) falls back too, but
+            // its highs keep rising.
+            let slack = |p: u64| p.saturating_add(p / CAP_SLACK);
+            let within = self.prev_peak.is_none_or(|p| self.peak <= slack(p));
+            self.cap = within.then_some(self.peak);
+            self.prev_peak = Some(self.peak);
             self.peak = size;
         }
         if let Some(cap) = self.cap
@@ -864,5 +876,28 @@ mod tests {
                 rate: 10.0
             }]
         );
+    }
+
+    #[test]
+    fn a_capped_log_beside_a_growing_one_is_filling() {
+        // The journal held at its cap and syslog growing at 2000 B/s in one
+        // group (/var/log/**): the total falls back at each deletion, but
+        // its highs rise by what syslog added.
+        let mut w = Rotating::new(1000, 30_000, Some(2), true);
+        let mut g = state();
+        for i in 0..300u64 {
+            if i > 0 {
+                w.step();
+            }
+            let mut files = w.observe();
+            files.push(obs("/l/syslog", 1000, 2000 * i));
+            g.update(1000.0 + i as f64, files);
+            if i >= 120 {
+                assert!(!g.held(), "t={i}");
+                // Net 2000 B/s; a window holding a deletion reads less.
+                let r = g.growth().unwrap_or(0.0);
+                assert!(r >= 1000.0, "t={i}: growth {r}");
+            }
+        }
     }
 }
