@@ -53,6 +53,12 @@ enum Rotate {
     /// Delete the file while it is being written, keep writing to the
     /// deleted file for a while, then create a new one.
     Delete,
+    /// Docker's json-file `max-file=KEEP+1`: delete `.KEEP`, shift the
+    /// others up, rename the file to `.1` and reopen, all at once; the first
+    /// rotation comes after 1 s (the files are already near their cap).
+    Capped {
+        keep: u32,
+    },
 }
 
 /// A thread appending `rate` bytes/s to `path`; stopped and joined on drop.
@@ -77,7 +83,12 @@ impl Writer {
         let handle = std::thread::spawn(move || {
             let mut file = open(&path);
             let started = Instant::now();
-            let mut last_rotation = Instant::now();
+            let mut last_rotation = match rotate {
+                Rotate::Capped { .. } => Instant::now()
+                    .checked_sub(every.saturating_sub(Duration::from_secs(1)))
+                    .unwrap(),
+                _ => Instant::now(),
+            };
             let mut deleted_at: Option<Instant> = None;
             let mut written = 0f64;
             let line = vec![b'x'; 4096];
@@ -117,6 +128,15 @@ impl Writer {
                         Rotate::Delete => {
                             fs::remove_file(&path).unwrap();
                             deleted_at = Some(Instant::now());
+                        }
+                        Rotate::Capped { keep } => {
+                            let generation = |k: u32| path.with_extension(format!("log.{k}"));
+                            let _ = fs::remove_file(generation(keep));
+                            for k in (1..keep).rev() {
+                                let _ = fs::rename(generation(k), generation(k + 1));
+                            }
+                            fs::rename(&path, generation(1)).unwrap();
+                            file = open(&path);
                         }
                         Rotate::Never => {}
                     }
@@ -302,6 +322,123 @@ fn rotation_truncation_and_deletion_never_go_negative_or_spike() {
             max_seen[i]
         );
     }
+}
+
+/// Available bytes of the filesystem holding `p`, as statvfs says.
+fn avail_bytes(p: &Path) -> f64 {
+    let v = rustix::fs::statvfs(p).unwrap();
+    (v.f_bavail * v.f_frsize) as f64
+}
+
+#[test]
+fn a_capped_group_is_not_filling_beside_an_uncapped_one_on_the_same_tmpfs() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = TempDir::new("logs-capped");
+    let mnt = dir.path().join("fs");
+    fs::create_dir_all(&mnt).unwrap();
+    let _tmpfs = Mounted::new(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &mnt);
+    let (capped, plain) = (mnt.join("capped"), mnt.join("plain"));
+    fs::create_dir_all(&capped).unwrap();
+    fs::create_dir_all(&plain).unwrap();
+    // Like Docker's max-size=128k,max-file=3 at 64 KiB/s: already at its cap
+    // (two full generations, a half full file), one rotation every 2 s.
+    let head = capped.join("c-json.log");
+    let cap = 128.0 * KIB;
+    fs::write(&head, vec![b'h'; 64 * 1024]).unwrap();
+    for k in 1..=2 {
+        fs::write(
+            head.with_extension(format!("log.{k}")),
+            vec![b'g'; 128 * 1024],
+        )
+        .unwrap();
+    }
+    let capped_rate = 64.0 * KIB;
+    // Uncapped: renamed within its group every 5 s, nothing ever deleted.
+    let plain_rate = 32.0 * KIB;
+    let _plain = Writer::start(
+        &plain.join("app.log"),
+        plain_rate,
+        Rotate::RenameCreate,
+        Duration::from_secs(5),
+    );
+    let (c, p) = (path_str(&capped), path_str(&plain));
+    let groups = [
+        // The generations in the group: deleting the oldest frees its space.
+        format!("capped={c}/*-json.log*"),
+        // Docker's default glob: every rotation renames the file out of it.
+        format!("heads={c}/*-json.log"),
+        format!("plain={p}/*"),
+    ];
+    let exporter = start(&logs_args(&groups, &[]));
+    exporter.wait_for(Duration::from_secs(20), "a first walk", |m| {
+        group_value(m, "sentinel_log_files", "capped").map(|_| ())
+    });
+    let writer = Writer::start(
+        &head,
+        capped_rate,
+        Rotate::Capped { keep: 2 },
+        Duration::from_secs_f64(cap / capped_rate),
+    );
+    let mountpoint = path_str(&mnt).to_string();
+    let until_full = |m: &Metrics, group: &str| {
+        m.get(
+            "sentinel_log_seconds_until_filesystem_full",
+            &[("group", group), ("mountpoint", &mountpoint)],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut capped_seen, mut plain_checked) = (0, 0);
+    let mut worst = 0f64;
+    while Instant::now() < deadline {
+        let m = exporter.metrics();
+        for g in ["capped", "heads"] {
+            if let Some(v) = until_full(&m, g) {
+                assert!(v == f64::INFINITY, "{g}: {v} s until full\n{}", m.text);
+                capped_seen += 1;
+            }
+            if let Some(v) = group_value(&m, "sentinel_log_growth_bytes_per_second", g) {
+                assert_eq!(v, 0.0, "{g}\n{}", m.text);
+            }
+        }
+        // The uncapped group once its estimate has settled (half a window).
+        if let Some(v) = until_full(&m, "plain")
+            && deadline.saturating_duration_since(Instant::now()) < Duration::from_secs(20)
+        {
+            let truth = avail_bytes(&mnt) / plain_rate;
+            assert!(
+                within(v, truth, 0.2),
+                "plain: {v} s until full, truth {truth:.0}\n{}",
+                m.text
+            );
+            worst = worst.max((v - truth).abs() / truth);
+            plain_checked += 1;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        capped_seen >= 20,
+        "the capped groups' until-full was present only {capped_seen} times"
+    );
+    assert!(
+        plain_checked >= 10,
+        "the plain group's until-full was checked only {plain_checked} times"
+    );
+    // Every rotation is counted once, the renames out of the glob too.
+    let counter = writer.rotations.clone();
+    drop(writer);
+    let done = counter.load(Ordering::SeqCst);
+    assert!(done >= 10, "only {done} rotations");
+    exporter.wait_for(Duration::from_secs(5), "every rotation counted", |m| {
+        let capped = group_value(m, "sentinel_log_rotations_total", "capped")?;
+        let heads = group_value(m, "sentinel_log_rotations_total", "heads")?;
+        (capped == f64::from(done) && heads == f64::from(done)).then_some(())
+    });
+    eprintln!(
+        "{done} rotations; plain until-full worst error {:.1} %",
+        worst * 100.0
+    );
 }
 
 #[test]
@@ -919,32 +1056,23 @@ fn a_fifo_named_config_v2_json_does_not_block_the_docker_walk() {
         .collect();
     let glob = format!("docker={}/*/*-json.log", path_str(&containers));
     let exporter = start(&logs_args(&[glob], &[]));
-    // Docker log paths are longer than a label value may be: compare capped.
-    let capped = |p: &Path| {
-        let mut v = path_str(p).to_string();
-        node_sentinel::metrics::cap_label_value(&mut v);
-        v
-    };
-    let (fifo_log, named_log) = (capped(&logs[0]), capped(&logs[1]));
     exporter.wait_for(
         Duration::from_secs(30),
         "both containers' logs, the named one with its name",
         |m| {
-            let rate = |path, container| {
+            // By container: paths this long reach the label cap
+            // (MAX_LABEL_VALUE_BYTES) and are shortened around a hash.
+            let rate = |container| {
                 m.get(
                     "sentinel_log_file_growth_bytes_per_second",
-                    &[
-                        ("group", "docker"),
-                        ("path", path),
-                        ("container", container),
-                    ],
+                    &[("group", "docker"), ("container", container)],
                 )
             };
             (m.get("sentinel_collector_success", &[("collector", "logs")]) == Some(1.0)
                 && group_value(m, "sentinel_log_files", "docker") == Some(2.0)
                 && group_value(m, "sentinel_log_walk_hung", "docker") == Some(0.0)
-                && rate(named_log.as_str(), "web-2").is_some()
-                && rate(fifo_log.as_str(), "").is_some())
+                && rate("web-2").is_some()
+                && rate("").is_some())
             .then_some(())
         },
     );

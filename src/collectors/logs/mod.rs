@@ -18,6 +18,7 @@
 //! `sentinel_log_rotations_total{group}`,
 //! `sentinel_log_seconds_until_filesystem_full{group,mountpoint}`; also
 //! `sentinel_log_written_bytes_total{group}` (the counter behind the growth)
+//! `sentinel_log_capped{group}` (1 while held at a size cap, see below)
 //! and, to see what the walk left out: `sentinel_log_files{group}`,
 //! `sentinel_log_files_dropped{group}` (over `--collector.logs.max-files`,
 //! also added to `sentinel_series_dropped`),
@@ -32,15 +33,27 @@
 //!   default `varlog=/var/log/**/*` includes the journal; do not sum groups).
 //!   Globs of the same GROUP given twice are unioned; within a group a file
 //!   is counted once by (device, inode), whatever its names.
-//! - Growth is bytes written, tracked per (device, inode), never a size
-//!   difference: rotation, copytruncate and deletion never give a negative
-//!   rate or a spike. See `track.rs` for the rules and the one blind spot
-//!   (bytes a new file held when first seen).
+//! - Bytes written (`sentinel_log_written_bytes_total`, gross) are tracked
+//!   per (device, inode), never a size difference: rotation, copytruncate
+//!   and deletion never give a negative rate or a spike. Growth and time
+//!   until full are the group's *net* growth: the Theil–Sen trend of its
+//!   total size, so old generations deleted by a cap count against the
+//!   writes. A group whose total keeps falling back below its high-water
+//!   mark is held at a cap: its growth is 0 and its time until full
+//!   +Inf, even when its rotation period is longer than the window. The
+//!   net view only sees generations the glob matches: with `*.log`, a
+//!   rename to `app.log.1` leaves the group, so the group reads as held
+//!   even if nothing is ever deleted (match `*.log*` to see them). See
+//!   `track.rs` for the rules and the one blind spot (bytes a new file held
+//!   when first seen).
 //! - `sentinel_log_rotations_total` counts a growing file being renamed within
 //!   the group, truncated, or replaced at its path by a new file after it
-//!   vanished (deleted or renamed out of the glob) within the window.
-//! - Per-file growth is the written bytes over the trend window; files get a
-//!   series once a tenth of the window is covered, like the group rate.
+//!   vanished (deleted or renamed out of the glob) within the window, the
+//!   same round included.
+//! - Per-file growth is the written bytes over the trend window under the
+//!   file's current path (a renamed file starts over, so `syslog.1` does not
+//!   carry syslog's rate); files get a series once a tenth of the window is
+//!   covered, like the group rate.
 //! - At most `--collector.logs.max-files` files per group are stat'ed (names
 //!   sorted per directory, so the same ones every round); the rest are
 //!   counted from readdir alone. Symlinked directories are not followed.
@@ -506,7 +519,7 @@ impl LogsCollector {
         );
         let mut growth = Family::gauge(
             "sentinel_log_growth_bytes_per_second",
-            "Bytes written to the group's files per second over the trend window; rotation and truncation are not counted as shrink-then-grow.",
+            "Net growth of the group's total size per second over the trend window (Theil-Sen; deleted generations count against the writes); 0 while the group is held at a size cap (its total fell back below its high-water mark).",
         );
         let mut file_growth = Family::gauge(
             "sentinel_log_file_growth_bytes_per_second",
@@ -518,11 +531,15 @@ impl LogsCollector {
         );
         let mut until_full = Family::gauge(
             "sentinel_log_seconds_until_filesystem_full",
-            "Available bytes of the filesystem the group's files live on divided by the group's growth there; +Inf when not growing.",
+            "Available bytes of the filesystem the group's files live on divided by the group's net growth there; +Inf when not growing or held at a size cap.",
         );
         let mut written = Family::counter(
             "sentinel_log_written_bytes",
-            "Bytes written to the group's files since the exporter started (rotation-aware; bytes a file held when first seen are not counted).",
+            "Bytes written to the group's files since the exporter started, gross (rotation-aware; bytes a file held when first seen are not counted; deleted generations are not subtracted).",
+        );
+        let mut capped = Family::gauge(
+            "sentinel_log_capped",
+            "1 while the group is held at a size cap: its total fell back below its high-water mark as bytes left it (oldest generations deleted) and has not grown past it since; its net growth is then 0.",
         );
         let mut files = Family::gauge(
             "sentinel_log_files",
@@ -554,6 +571,7 @@ impl LogsCollector {
             let g = || -> Labels { vec![("group", spec.name.clone())] };
             size.push(g(), state.size() as f64);
             files.push(g(), state.file_count() as f64);
+            capped.push(g(), flag(state.held()));
             rotations.push(g(), state.rotations() as f64);
             written.push(g(), state.written() as f64);
             hung.push(g(), flag(group.hung));
@@ -601,6 +619,7 @@ impl LogsCollector {
             rotations,
             until_full,
             written,
+            capped,
             files,
             dropped,
             skipped,
