@@ -449,7 +449,13 @@ fn restart_loops_unbounded_policies_and_start_limits() {
             &[("unit", "bounced.service")],
         )
     });
-    mgr.ctl(&["start", "--no-block", "crashy.service", "limited.service", "tick.timer"]);
+    mgr.ctl(&[
+        "start",
+        "--no-block",
+        "crashy.service",
+        "limited.service",
+        "tick.timer",
+    ]);
     // A healthy unit restarted by hand (a deploy's way): every activation is
     // counted, none is a loop.
     for _ in 0..5 {
@@ -462,7 +468,11 @@ fn restart_loops_unbounded_policies_and_start_limits() {
     for _ in 0..5 {
         for unit in ["checked.service", "quitter.service"] {
             common::wait_until(WAIT, "the daemon dead", || {
-                matches!(mgr.show(unit, "ActiveState").as_str(), "failed" | "inactive").then_some(())
+                matches!(
+                    mgr.show(unit, "ActiveState").as_str(),
+                    "failed" | "inactive"
+                )
+                .then_some(())
             });
             // A checker tries again until the daemon is up.
             common::wait_until(WAIT, "the daemon started again", || {
@@ -476,6 +486,21 @@ fn restart_loops_unbounded_policies_and_start_limits() {
         // Past its exec, so the kill is the daemon's death, not a failed start.
         std::thread::sleep(Duration::from_millis(500));
         mgr.kill_main("checked.service", rustix::process::Signal::KILL);
+    }
+    for unit in ["checked.service", "quitter.service"] {
+        let u = [("unit", unit)];
+        let m = exp.wait_for(
+            WAIT,
+            &format!("{unit}: the checker's restarts seen as a loop"),
+            |m| {
+                (value(m, "sentinel_systemd_unit_restart_loop", &u) == Some(1.0)).then(|| m.clone())
+            },
+        );
+        assert_eq!(
+            value(&m, "sentinel_systemd_unit_restarts_total", &u),
+            None,
+            "{unit}"
+        );
     }
 
     let crashy = [("unit", "crashy.service")];
@@ -545,13 +570,6 @@ fn restart_loops_unbounded_policies_and_start_limits() {
         "{}",
         m.text
     );
-    for unit in ["checked.service", "quitter.service"] {
-        let u = [("unit", unit)];
-        let m = exp.wait_for(WAIT, "the checker's restarts seen as a loop", |m| {
-            (value(m, "sentinel_systemd_unit_restart_loop", &u) == Some(1.0)).then(|| m.clone())
-        });
-        assert_eq!(value(&m, "sentinel_systemd_unit_restarts_total", &u), None, "{unit}");
-    }
     let tick = [("unit", "tick.service")];
     let m = exp.wait_for(WAIT, "the timer fired its service several times", |m| {
         (value(m, "sentinel_systemd_unit_activations_total", &tick)? >= 6.0).then(|| m.clone())
@@ -640,19 +658,29 @@ fn a_flapping_dependency_strands_and_a_finished_oneshot_does_not() {
     let usec = |unit: &str, prop: &str| -> u64 { mgr.show(unit, prop).parse().unwrap() };
     let latest_exit = usec("flanneld.service", "ActiveExitTimestampMonotonic");
     let dockerd_down = usec("dockerd.service", "InactiveEnterTimestampMonotonic");
-    assert!(latest_exit > dockerd_down + 7_000_000, "{latest_exit} {dockerd_down}");
+    assert!(
+        latest_exit > dockerd_down + 7_000_000,
+        "{latest_exit} {dockerd_down}"
+    );
     let m = exp.wait_for(WAIT, "dockerd stranded by the flapping flanneld", |m| {
         (value(
             m,
             "sentinel_systemd_unit_stranded",
-            &[("unit", "dockerd.service"), ("dependency", "flanneld.service")],
+            &[
+                ("unit", "dockerd.service"),
+                ("dependency", "flanneld.service"),
+            ],
         ) == Some(1.0))
         .then(|| m.clone())
     });
     assert_eq!(mgr.show("dockerd.service", "ActiveState"), "inactive");
     assert!(
-        value(&m, "sentinel_systemd_unit_restarts_total", &[("unit", "flanneld.service")])
-            .is_some_and(|n| n >= 4.0),
+        value(
+            &m,
+            "sentinel_systemd_unit_restarts_total",
+            &[("unit", "flanneld.service")]
+        )
+        .is_some_and(|n| n >= 4.0),
         "{}",
         m.text
     );

@@ -146,6 +146,10 @@ struct DepReads {
     restart_usec: Option<Key>,
 }
 
+/// A stranded candidate: its name, InactiveEnterTimestamp key, active hard
+/// dependencies, and (oneshots) its Result and ExecMainCode keys.
+type Candidate = (String, Key, Vec<String>, Option<(Key, Key)>);
+
 /// The per-round reads, each with the key its answer is found by.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -159,7 +163,7 @@ pub struct Plan {
     /// Stranded candidates: InactiveEnterTimestamp, the hard dependencies
     /// that are active now, and for a oneshot that ends by itself its Result
     /// and ExecMainCode (whether it simply finished).
-    candidates: Vec<(String, Key, Vec<String>, Option<(Key, Key)>)>,
+    candidates: Vec<Candidate>,
     deps: BTreeMap<String, DepReads>,
     /// The keys whose answers are kept in `Shared::polled`.
     polled: Vec<Key>,

@@ -117,6 +117,7 @@ pub struct Tracked {
     /// Result and ExecMainCode as last signalled, for classifying the next stop.
     pub last_result: Option<String>,
     pub last_exec_main_code: Option<i32>,
+    pub last_active_state: Option<String>,
     /// How the unit last left active, until its next activation.
     pub stop: Option<Stop>,
     /// Its latest exits from active, for the units it may strand.
@@ -284,14 +285,25 @@ impl Shared {
                     {
                         t.exits.record(exit);
                     }
+                    // Only the transition into inactive/failed is a stop: a
+                    // start resets ExecMainCode and signals it while the unit
+                    // still reads inactive, and reset-failed moves failed to
+                    // inactive.
                     if let Some(state) = changed.get(&Property::ActiveState).and_then(Prop::as_str)
-                        && matches!(state, "inactive" | "failed")
                     {
-                        t.stop = Some(Stop::classify(
-                            state,
-                            t.last_result.as_deref(),
-                            t.last_exec_main_code,
-                        ));
+                        if matches!(state, "inactive" | "failed")
+                            && !matches!(
+                                t.last_active_state.as_deref(),
+                                Some("inactive" | "failed")
+                            )
+                        {
+                            t.stop = Some(Stop::classify(
+                                state,
+                                t.last_result.as_deref(),
+                                t.last_exec_main_code,
+                            ));
+                        }
+                        t.last_active_state = Some(state.to_string());
                     }
                     if let Some(ts) = changed
                         .get(&Property::ActiveEnterTimestampMonotonic)
@@ -506,6 +518,55 @@ mod tests {
         // Units not watched are ignored.
         s.apply(entered("b.service", 1));
         assert!(!s.units.contains_key("b.service"));
+    }
+
+    fn stopped(unit: &str, result: &str, code: i32, state: &str) -> [Signal; 2] {
+        [
+            props(
+                unit,
+                bus::SERVICE_IFACE,
+                &[
+                    (Property::Result, Prop::Str(result.into())),
+                    (Property::ExecMainCode, Prop::I32(code)),
+                ],
+            ),
+            props(
+                unit,
+                bus::UNIT_IFACE,
+                &[(Property::ActiveState, Prop::Str(state.into()))],
+            ),
+        ]
+    }
+
+    #[test]
+    fn only_activations_after_a_failure_or_an_unrequested_exit_feed_the_loop() {
+        let mut s = shared();
+        s.units.insert("a.service".into(), Tracked::default());
+        s.apply(entered("a.service", 100));
+        let mut ts = 100;
+        let mut start_after = |s: &mut Shared, stop: [Signal; 2]| {
+            for sig in stop {
+                s.apply(sig);
+            }
+            // A start resets ExecMainCode while the unit still reads inactive.
+            for sig in stopped("a.service", "success", 0, "inactive") {
+                s.apply(sig);
+            }
+            ts += 100;
+            s.apply(entered("a.service", ts));
+            s.apply(props(
+                "a.service",
+                bus::UNIT_IFACE,
+                &[(Property::ActiveState, Prop::Str("active".into()))],
+            ));
+        };
+        start_after(&mut s, stopped("a.service", "signal", 2, "failed"));
+        start_after(&mut s, stopped("a.service", "success", 1, "inactive"));
+        // systemctl stop, then start: requested.
+        start_after(&mut s, stopped("a.service", "success", 2, "inactive"));
+        let t = &s.units["a.service"];
+        assert_eq!(t.activations, 3);
+        assert_eq!(t.activation_times.count_within(s.now(), 60.0), 2);
     }
 
     #[test]
