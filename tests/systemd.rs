@@ -411,9 +411,29 @@ fn restart_loops_unbounded_policies_and_start_limits() {
         "bounced.service",
         "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n",
     );
+    // Dead daemons a health checker starts again: one killed, one that quits by itself.
+    // No start limit: the checker's starts would hit it, as fast as it goes here.
+    mgr.write_unit(
+        "checked.service",
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep infinity\n",
+    );
+    mgr.write_unit(
+        "quitter.service",
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sleep 1\n[Install]\nWantedBy=default.target\n",
+    );
+    // A timer firing a short service every couple of seconds: normal life.
+    mgr.write_unit(
+        "tick.timer",
+        "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=2s\nAccuracySec=100ms\n",
+    );
+    mgr.write_unit("tick.service", "[Service]\nExecStart=/bin/true\n");
     mgr.ctl(&["daemon-reload"]);
     mgr.ctl(&["enable", "--now", "bounced.service"]);
     mgr.ctl(&["enable", "limited.service"]);
+    // Enabled, so that systemd keeps it loaded while it is down.
+    mgr.ctl(&["enable", "quitter.service"]);
+    mgr.ctl(&["start", "checked.service", "quitter.service"]);
+    std::thread::sleep(Duration::from_millis(500));
 
     let exp = exporter(
         &mgr,
@@ -429,12 +449,58 @@ fn restart_loops_unbounded_policies_and_start_limits() {
             &[("unit", "bounced.service")],
         )
     });
-    mgr.ctl(&["start", "--no-block", "crashy.service", "limited.service"]);
-    // A healthy unit restarted by hand (a health checker's way): systemd's
-    // NRestarts stays 0, the exporter counts every activation.
+    mgr.ctl(&[
+        "start",
+        "--no-block",
+        "crashy.service",
+        "limited.service",
+        "tick.timer",
+    ]);
+    // A healthy unit restarted by hand (a deploy's way): every activation is
+    // counted, none is a loop.
     for _ in 0..5 {
         mgr.ctl(&["restart", "bounced.service"]);
         std::thread::sleep(Duration::from_millis(300));
+    }
+    // The checker: whenever a daemon is found dead, start it again. systemd's
+    // NRestarts stays 0 (Restart=no); the activations after each death make the loop.
+    mgr.kill_main("checked.service", rustix::process::Signal::KILL);
+    for _ in 0..5 {
+        for unit in ["checked.service", "quitter.service"] {
+            common::wait_until(WAIT, "the daemon dead", || {
+                matches!(
+                    mgr.show(unit, "ActiveState").as_str(),
+                    "failed" | "inactive"
+                )
+                .then_some(())
+            });
+            // A checker tries again until the daemon is up.
+            common::wait_until(WAIT, "the daemon started again", || {
+                let out = mgr.systemctl(&["start", unit]);
+                if !out.status.success() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                (mgr.show(unit, "ActiveState") == "active").then_some(())
+            });
+        }
+        // Past its exec, so the kill is the daemon's death, not a failed start.
+        std::thread::sleep(Duration::from_millis(500));
+        mgr.kill_main("checked.service", rustix::process::Signal::KILL);
+    }
+    for unit in ["checked.service", "quitter.service"] {
+        let u = [("unit", unit)];
+        let m = exp.wait_for(
+            WAIT,
+            &format!("{unit}: the checker's restarts seen as a loop"),
+            |m| {
+                (value(m, "sentinel_systemd_unit_restart_loop", &u) == Some(1.0)).then(|| m.clone())
+            },
+        );
+        assert_eq!(
+            value(&m, "sentinel_systemd_unit_restarts_total", &u),
+            None,
+            "{unit}"
+        );
     }
 
     let crashy = [("unit", "crashy.service")];
@@ -493,14 +559,26 @@ fn restart_loops_unbounded_policies_and_start_limits() {
         (value(m, "sentinel_systemd_unit_activations_total", &bounced)? >= 5.0).then(|| m.clone())
     });
     // Restart=no: no NRestarts (it never moves) and no unbounded series
-    // (it cannot restart by itself), yet the loop is seen.
+    // (it cannot restart by itself); restarts by hand are not a loop.
     assert_eq!(
         value(&m, "sentinel_systemd_unit_restarts_total", &bounced),
         None
     );
     assert_eq!(
         value(&m, "sentinel_systemd_unit_restart_loop", &bounced),
-        Some(1.0)
+        Some(0.0),
+        "{}",
+        m.text
+    );
+    let tick = [("unit", "tick.service")];
+    let m = exp.wait_for(WAIT, "the timer fired its service several times", |m| {
+        (value(m, "sentinel_systemd_unit_activations_total", &tick)? >= 6.0).then(|| m.clone())
+    });
+    assert_eq!(
+        value(&m, "sentinel_systemd_unit_restart_loop", &tick),
+        Some(0.0),
+        "{}",
+        m.text
     );
     assert_eq!(
         value(&m, "sentinel_systemd_unit_restart_unbounded", &bounced),
@@ -518,6 +596,105 @@ fn restart_loops_unbounded_policies_and_start_limits() {
     assert_eq!(
         value(&m, "sentinel_systemd_unit_restart_unbounded", &crashy),
         Some(1.0)
+    );
+}
+
+#[test]
+fn a_flapping_dependency_strands_and_a_finished_oneshot_does_not() {
+    let Some(mgr) = Manager::start("flap") else {
+        return;
+    };
+    let flag = mgr.dir.path().join("FLAG");
+    let flaps = mgr.dir.path().join("FLAPS");
+    // The seed's flanneld, which after its failed start comes up and dies
+    // again a few times before it settles.
+    mgr.write_unit(
+        "flanneld.service",
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nNotifyAccess=all\nRestart=always\nRestartSec=1\n\
+             ExecStart=/bin/sh -c 'if [ -f {f} ]; then rm -f {f}; exit 1; fi; n=$(cat {c} 2>/dev/null || echo 0); \
+             if [ \"$n\" -gt 0 ]; then echo $((n-1)) > {c}; systemd-notify --ready; sleep 3; exit 1; fi; \
+             systemd-notify --ready; exec sleep infinity'\n",
+            f = flag.display(),
+            c = flaps.display()
+        ),
+    );
+    mgr.write_unit(
+        "dockerd.service",
+        "[Unit]\nRequires=flanneld.service\nAfter=flanneld.service\n[Service]\nRestart=always\nExecStart=/bin/sleep infinity\n\
+         [Install]\nWantedBy=default.target\n",
+    );
+    // A oneshot that finishes, then its dependency restarts right after.
+    mgr.write_unit("db.service", "[Service]\nExecStart=/bin/sleep infinity\n");
+    mgr.write_unit(
+        "migrate.service",
+        "[Unit]\nRequires=db.service\nAfter=db.service\n[Service]\nType=oneshot\nExecStart=/bin/sleep 1\n\
+         [Install]\nWantedBy=default.target\n",
+    );
+    mgr.ctl(&["daemon-reload"]);
+    // Enabled, so that systemd keeps them loaded while they are down.
+    mgr.ctl(&["enable", "dockerd.service", "migrate.service"]);
+    mgr.ctl(&["start", "flanneld.service", "dockerd.service", "db.service"]);
+
+    let exp = exporter(&mgr, &[]);
+    exp.wait_for(WAIT, "both watched", |m| {
+        ["flanneld.service", "dockerd.service"]
+            .iter()
+            .all(|u| value(m, "sentinel_systemd_unit_activations_total", &[("unit", u)]).is_some())
+            .then_some(())
+    });
+    mgr.ctl(&["start", "migrate.service"]);
+    assert_eq!(mgr.show("migrate.service", "Result"), "success");
+    mgr.ctl(&["restart", "db.service"]);
+
+    std::fs::write(&flag, "").unwrap();
+    std::fs::write(&flaps, "3").unwrap();
+    mgr.kill_main("flanneld.service", rustix::process::Signal::KILL);
+    common::wait_until(WAIT, "flanneld settled after its flaps", || {
+        let restarts: u32 = mgr.show("flanneld.service", "NRestarts").parse().ok()?;
+        (restarts >= 5 && mgr.show("flanneld.service", "ActiveState") == "active").then_some(())
+    });
+    // Its latest exit is too late to have stopped dockerd: only an earlier one did.
+    let usec = |unit: &str, prop: &str| -> u64 { mgr.show(unit, prop).parse().unwrap() };
+    let latest_exit = usec("flanneld.service", "ActiveExitTimestampMonotonic");
+    let dockerd_down = usec("dockerd.service", "InactiveEnterTimestampMonotonic");
+    assert!(
+        latest_exit > dockerd_down + 7_000_000,
+        "{latest_exit} {dockerd_down}"
+    );
+    let m = exp.wait_for(WAIT, "dockerd stranded by the flapping flanneld", |m| {
+        (value(
+            m,
+            "sentinel_systemd_unit_stranded",
+            &[
+                ("unit", "dockerd.service"),
+                ("dependency", "flanneld.service"),
+            ],
+        ) == Some(1.0))
+        .then(|| m.clone())
+    });
+    assert_eq!(mgr.show("dockerd.service", "ActiveState"), "inactive");
+    assert!(
+        value(
+            &m,
+            "sentinel_systemd_unit_restarts_total",
+            &[("unit", "flanneld.service")]
+        )
+        .is_some_and(|n| n >= 4.0),
+        "{}",
+        m.text
+    );
+    // The oneshot went down because it was done, not because db restarted.
+    assert_eq!(mgr.show("migrate.service", "ActiveState"), "inactive");
+    assert_eq!(
+        value(
+            &m,
+            "sentinel_systemd_unit_stranded",
+            &[("unit", "migrate.service"), ("dependency", "")]
+        ),
+        Some(0.0),
+        "{}",
+        m.text
     );
 }
 

@@ -264,6 +264,14 @@ pub enum Property {
     StartLimitBurst,
     Requires,
     BindsTo,
+    /// Signals only: the state a unit left active for, with the Service
+    /// interface's Result and ExecMainCode sent just before it.
+    ActiveState,
+    ExecMainCode,
+    Type,
+    BusName,
+    RemainAfterExit,
+    TriggeredBy,
 }
 
 /// The D-Bus type of a property's value.
@@ -271,6 +279,8 @@ pub enum Property {
 enum Kind {
     U32,
     U64,
+    I32,
+    Bool,
     Str,
     Strs,
 }
@@ -278,13 +288,17 @@ enum Kind {
 impl Property {
     /// Properties that change only on daemon-reload: read once per unit and
     /// again after the manager's `Reloading` signal.
-    pub const RELOAD_ONLY: [Property; 6] = [
+    pub const RELOAD_ONLY: [Property; 10] = [
         Property::Restart,
         Property::RestartUSec,
         Property::StartLimitIntervalUSec,
         Property::StartLimitBurst,
         Property::Requires,
         Property::BindsTo,
+        Property::Type,
+        Property::BusName,
+        Property::RemainAfterExit,
+        Property::TriggeredBy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -300,6 +314,12 @@ impl Property {
             Property::StartLimitBurst => "StartLimitBurst",
             Property::Requires => "Requires",
             Property::BindsTo => "BindsTo",
+            Property::ActiveState => "ActiveState",
+            Property::ExecMainCode => "ExecMainCode",
+            Property::Type => "Type",
+            Property::BusName => "BusName",
+            Property::RemainAfterExit => "RemainAfterExit",
+            Property::TriggeredBy => "TriggeredBy",
         }
     }
 
@@ -311,8 +331,14 @@ impl Property {
             | Property::InactiveEnterTimestampMonotonic
             | Property::RestartUSec
             | Property::StartLimitIntervalUSec => Kind::U64,
-            Property::Result | Property::Restart => Kind::Str,
-            Property::Requires | Property::BindsTo => Kind::Strs,
+            Property::ExecMainCode => Kind::I32,
+            Property::RemainAfterExit => Kind::Bool,
+            Property::Result
+            | Property::Restart
+            | Property::ActiveState
+            | Property::Type
+            | Property::BusName => Kind::Str,
+            Property::Requires | Property::BindsTo | Property::TriggeredBy => Kind::Strs,
         }
     }
 
@@ -321,9 +347,13 @@ impl Property {
     /// NRestarts), so it is never asked for.
     pub fn interface(self, unit: &str) -> Option<&'static str> {
         match self {
-            Property::NRestarts | Property::Restart | Property::RestartUSec => {
-                rules::is_service(unit).then_some(SERVICE_IFACE)
-            }
+            Property::NRestarts
+            | Property::Restart
+            | Property::RestartUSec
+            | Property::ExecMainCode
+            | Property::Type
+            | Property::BusName
+            | Property::RemainAfterExit => rules::is_service(unit).then_some(SERVICE_IFACE),
             Property::Result => rules::type_interface(unit),
             _ => Some(UNIT_IFACE),
         }
@@ -336,6 +366,8 @@ impl Property {
         match (self.kind(), v) {
             (Kind::U32, V::U32(n)) => Some(Prop::U32(*n)),
             (Kind::U64, V::U64(n)) => Some(Prop::U64(*n)),
+            (Kind::I32, V::I32(n)) => Some(Prop::I32(*n)),
+            (Kind::Bool, V::Bool(b)) => Some(Prop::Bool(*b)),
             (Kind::Str, V::Str(s)) => Some(Prop::Str(s.to_string())),
             (Kind::Strs, V::Array(_)) => Vec::<String>::try_from(v.try_clone().ok()?)
                 .ok()
@@ -348,7 +380,11 @@ impl Property {
     fn from_signal(name: &str) -> Option<Property> {
         match name {
             "ActiveEnterTimestampMonotonic" => Some(Property::ActiveEnterTimestampMonotonic),
+            "ActiveExitTimestampMonotonic" => Some(Property::ActiveExitTimestampMonotonic),
             "NRestarts" => Some(Property::NRestarts),
+            "ActiveState" => Some(Property::ActiveState),
+            "Result" => Some(Property::Result),
+            "ExecMainCode" => Some(Property::ExecMainCode),
             _ => None,
         }
     }
@@ -572,6 +608,8 @@ fn item_reply(e: zbus::Error) -> Result<Reply, BusError> {
 pub enum Prop {
     U32(u32),
     U64(u64),
+    I32(i32),
+    Bool(bool),
     Str(String),
     Strs(Vec<String>),
 }
@@ -587,6 +625,20 @@ impl Prop {
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Prop::U64(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn as_i32(&self) -> Option<i32> {
+        match self {
+            Prop::I32(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Prop::Bool(b) => Some(*b),
             _ => None,
         }
     }

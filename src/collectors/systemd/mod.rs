@@ -10,8 +10,9 @@
 //!   properties per service). Every round: `NRestarts` of services that
 //!   restart by themselves, `Result` of failed units, and the timestamps the
 //!   stranded rule needs for its candidates. `Restart`, `RestartUSec`,
-//!   `StartLimitIntervalUSec`, `StartLimitBurst`, `Requires` and `BindsTo`
-//!   only change on daemon-reload: read once per unit and again after the
+//!   `StartLimitIntervalUSec`, `StartLimitBurst`, `Requires`, `BindsTo`,
+//!   `Type`, `BusName`, `RemainAfterExit` and `TriggeredBy` only change on
+//!   daemon-reload: read once per unit and again after the
 //!   manager's `Reloading` signal. Reads go in batches keyed by (object
 //!   path, property) and answers are looked up by that key (`round.rs`);
 //!   each property decodes only as its documented D-Bus type;
@@ -60,12 +61,29 @@
 //!   the exporter (an advance of ActiveEnterTimestampMonotonic in a signal,
 //!   or at the first round after a reconnect, which counts as one), whoever
 //!   caused them. Starts at 0 when the unit is first seen. Every unit.
-//! - `sentinel_systemd_unit_restart_loop`: NRestarts increases or activations
-//!   within `--collector.systemd.restart-loop-window` reached the threshold.
-//!   Every unit: health checkers restart units that have no Restart= policy.
-//! - `sentinel_systemd_unit_restart_unbounded`: Restart= is not `no` and
-//!   StartLimitIntervalUSec or StartLimitBurst is 0 (an unknown limit is not 0).
-//!   Only for units whose Restart= is known and not `no`.
+//! - `sentinel_systemd_unit_restart_loop`: NRestarts increases, or loop
+//!   activations, within `--collector.systemd.restart-loop-window` reached the
+//!   threshold. Every unit: health checkers restart units that have no
+//!   Restart= policy. A loop activation is one that follows a failure or a
+//!   stop nobody asked for. Signals used: the Service interface's `Result` and
+//!   `ExecMainCode` and the Unit interface's `ActiveState`, taken at the
+//!   transition into inactive/failed (systemd sends the type's interface
+//!   first): `failed` or a Result other than success is a failure; success
+//!   with ExecMainCode=CLD_EXITED is an unrequested exit; success with a
+//!   killed main process is the stop `systemctl stop`/`restart` makes. Never
+//!   a loop: `user@UID.service` (logins), units with a `TriggeredBy=` (timer,
+//!   socket, path activation, even after a failure), and after a clean exit
+//!   oneshots and services with a `BusName=` (idle exit, bus activation).
+//!   Limits: a daemon that catches SIGTERM and exits 0 makes a requested stop
+//!   look unrequested; a stop whose signals were missed (reconnect, first
+//!   round) never counts; socket-activated services' crashes count only
+//!   through NRestarts.
+//! - `sentinel_systemd_unit_restart_unbounded`: Restart= is not `no` and the
+//!   start limit can never stop it: StartLimitIntervalUSec=0,
+//!   StartLimitBurst=0, or RestartUSec × StartLimitBurst ≥
+//!   StartLimitIntervalUSec. A property the manager lacks (older systemd) or
+//!   that could not be read is unknown, never 0: the flag stays 0 then. Only
+//!   for units whose Restart= is known and not `no`.
 //! - `sentinel_systemd_unit_failed{result}`: 1 with systemd's Result, for
 //!   failed units only (Result is only read for them; for the others
 //!   `unit_state` already says they are not failed).
@@ -113,13 +131,21 @@
 //!    U's start fails with "dependency" and nothing starts U when D comes back
 //!    (the first seed: U shows inactive with Result=success, not even failed).
 //!    A plain `systemctl stop U` is not near D's stop, so it does not count.
+//!    D's stop is its latest ActiveExitTimestamp or any of the last
+//!    [`rules::EXIT_RING`] exits signalled for it: a D that flapped (came up
+//!    and died again a few times) before settling still strands U;
+//! 5. U is not a oneshot without RemainAfterExit that finished normally
+//!    (Result=success, ExecMainCode=CLD_EXITED, read for such candidates
+//!    only): it went down because it was done.
 //!
 //! All timestamps are on CLOCK_MONOTONIC, read from systemd, so the rule
 //! holds for outages that happened before the exporter started. Limits:
-//! U stopped by hand within that window of D's stop counts; a D that went down
-//! and up several times since U went down is judged by its latest stop only
-//! (U then does not count); dependencies through Requisite=/PartOf= or
-//! targets' Wants= are not considered.
+//! U stopped by hand within that window of D's stop counts; D's earlier exits
+//! are known only from signals while D is watched (an unwatched D, or one
+//! that flapped before the exporter started, is judged by its latest stop);
+//! a D that flapped more than the ring holds loses its first exit;
+//! dependencies through Requisite=/PartOf= or targets' Wants= are not
+//! considered, nor whether an active target still wants U.
 //!
 //! # Layout
 //! `bus.rs` talks D-Bus, `state.rs` holds what is kept between rounds,

@@ -146,6 +146,10 @@ struct DepReads {
     restart_usec: Option<Key>,
 }
 
+/// A stranded candidate: its name, InactiveEnterTimestamp key, active hard
+/// dependencies, and (oneshots) its Result and ExecMainCode keys.
+type Candidate = (String, Key, Vec<String>, Option<(Key, Key)>);
+
 /// The per-round reads, each with the key its answer is found by.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -156,9 +160,10 @@ pub struct Plan {
     baselines: Vec<(String, Key)>,
     /// Failed units' Result.
     results: HashMap<String, Key>,
-    /// Stranded candidates: InactiveEnterTimestamp, and the hard dependencies
-    /// that are active now.
-    candidates: Vec<(String, Key, Vec<String>)>,
+    /// Stranded candidates: InactiveEnterTimestamp, the hard dependencies
+    /// that are active now, and for a oneshot that ends by itself its Result
+    /// and ExecMainCode (whether it simply finished).
+    candidates: Vec<Candidate>,
     deps: BTreeMap<String, DepReads>,
     /// The keys whose answers are kept in `Shared::polled`.
     polled: Vec<Key>,
@@ -174,6 +179,7 @@ pub fn plan_round(shared: &Shared, kept: &[&str], listing: &Listing) -> Plan {
             continue;
         };
         let statics = t.static_props();
+        let ends_by_itself = statics.ends_by_itself();
         // Restart= unknown: it may restart by itself, so read.
         if (t.nrestarts.get().is_none() || statics.restart.as_deref() != Some("no"))
             && let Some(key) = plan.batch.add(name, &l.path, Property::NRestarts)
@@ -216,6 +222,21 @@ pub fn plan_round(shared: &Shared, kept: &[&str], listing: &Listing) -> Plan {
             continue;
         };
         plan.polled.push(key.clone());
+        let ended = if ends_by_itself {
+            match (
+                plan.batch.add(name, &l.path, Property::Result),
+                plan.batch.add(name, &l.path, Property::ExecMainCode),
+            ) {
+                (Some(r), Some(c)) => {
+                    plan.polled.push(r.clone());
+                    plan.polled.push(c.clone());
+                    Some((r, c))
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
         for d in &deps {
             if plan.deps.contains_key(d) {
                 continue;
@@ -253,7 +274,7 @@ pub fn plan_round(shared: &Shared, kept: &[&str], listing: &Listing) -> Plan {
                 },
             );
         }
-        plan.candidates.push(((*name).to_string(), key, deps));
+        plan.candidates.push(((*name).to_string(), key, deps, ended));
     }
     plan.polled.sort();
     plan.polled.dedup();
@@ -287,7 +308,8 @@ pub fn fold_round(
             Outcome::of(replies, key).typed(Prop::as_u64),
         ) {
             t.rebaseline = false;
-            observe_activation(t, ts, now, keep);
+            // Its stop was not seen: it cannot count toward a loop.
+            observe_activation(t, ts, now, keep, false);
         }
     }
     let mut previous = std::mem::take(&mut shared.polled);
@@ -316,12 +338,32 @@ pub fn fold_round(
                 active: true,
                 active_enter_usec: enter,
                 active_exit_usec: exit,
+                earlier_exits_usec: shared
+                    .units
+                    .get(d)
+                    .map(|t| t.exits.exits())
+                    .unwrap_or_default(),
                 restart_usec,
             },
         );
     }
     let mut stranded: HashMap<&str, Vec<String>> = HashMap::new();
-    for (name, key, deps) in &plan.candidates {
+    for (name, key, deps, ended) in &plan.candidates {
+        let finished = ended.as_ref().is_some_and(|(r, c)| {
+            let statics = shared
+                .units
+                .get(name)
+                .map(|t| t.static_props())
+                .unwrap_or_default();
+            rules::finished_normally(
+                &statics,
+                polled(r).and_then(Prop::as_str),
+                polled(c).and_then(Prop::as_i32),
+            )
+        });
+        if finished {
+            continue;
+        }
         if let Some(t) = polled_u64(key) {
             let by = rules::stranding_deps(t, deps, &dep_times);
             if !by.is_empty() {
@@ -425,6 +467,7 @@ mod tests {
                 Property::ActiveExitTimestampMonotonic,
                 Property::InactiveEnterTimestampMonotonic,
                 Property::Result,
+                Property::ExecMainCode,
             ]
             .into_iter()
             .chain(Property::RELOAD_ONLY)
@@ -708,8 +751,9 @@ mod tests {
         let listing: Listing = listed.iter().map(|l| (l.name.as_str(), l)).collect();
         let kept = ["a.service", "b.target", "c.socket"];
         let statics = sync_units(&mut s, &kept, &listing);
-        // Services: 6 reload-only properties; other types: 4 (no Restart, RestartUSec).
-        assert_eq!(statics.batch.len(), 6 + 4 + 4);
+        // Services: 10 reload-only properties; other types: 5 (no Restart,
+        // RestartUSec, Type, BusName, RemainAfterExit).
+        assert_eq!(statics.batch.len(), 10 + 5 + 5);
         let plan = plan_round(&s, &kept, &listing);
         let names: Vec<&str> = plan.nrestarts.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["a.service"]);

@@ -89,6 +89,13 @@ pub struct StaticProps {
     /// Requires= and BindsTo= together (those known): the dependencies whose
     /// stop or restart stops this unit.
     pub hard_deps: Vec<String>,
+    /// Type= (services only): `oneshot` units end by themselves.
+    pub service_type: Option<String>,
+    /// BusName= (services only): bus-activated services may exit when idle.
+    pub bus_name: Option<String>,
+    pub remain_after_exit: Option<bool>,
+    /// TriggeredBy=: the timers, sockets and paths that start this unit.
+    pub triggered_by: Vec<String>,
 }
 
 impl StaticProps {
@@ -97,11 +104,94 @@ impl StaticProps {
         matches!(&self.restart, Some(r) if r != "no")
     }
 
-    /// `restart_unbounded`: Restart= is not `no` and no start limit applies,
-    /// so systemd restarts it forever. An unknown limit is not a 0.
+    /// `restart_unbounded`: Restart= is not `no` and the start limit can never
+    /// stop it: no interval, no burst, or restarts spaced so far apart
+    /// (RestartUSec × StartLimitBurst ≥ StartLimitIntervalUSec) that the
+    /// burst never fits into the interval. An unknown property is not a 0:
+    /// with one unknown the arithmetic cannot be done and the flag stays 0.
     pub fn restart_unbounded(&self) -> bool {
-        self.restarts()
-            && (self.start_limit_interval_usec == Some(0) || self.start_limit_burst == Some(0))
+        if !self.restarts() {
+            return false;
+        }
+        if self.start_limit_interval_usec == Some(0) || self.start_limit_burst == Some(0) {
+            return true;
+        }
+        match (
+            self.restart_usec,
+            self.start_limit_burst,
+            self.start_limit_interval_usec,
+        ) {
+            (Some(delay), Some(burst), Some(interval)) => {
+                delay.saturating_mul(u64::from(burst)) >= interval
+            }
+            _ => false,
+        }
+    }
+
+    /// A oneshot that is done once its command ended: nothing keeps it active.
+    pub fn ends_by_itself(&self) -> bool {
+        self.service_type.as_deref() == Some("oneshot") && self.remain_after_exit == Some(false)
+    }
+}
+
+/// `ExecMainCode` for a main process that exited by itself (CLD_EXITED in
+/// waitid(2)), as opposed to killed (CLD_KILLED, CLD_DUMPED).
+pub const CLD_EXITED: i32 = 1;
+
+/// How a unit last left active, as the signals told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ended `failed`, or with a Result other than success.
+    Failure,
+    /// Result=success and the main process exited by itself: a daemon that
+    /// quit without being asked to.
+    ExitedByItself,
+    /// Result=success and the main process was killed: the stop a `systemctl
+    /// stop`/`restart` makes.
+    Requested,
+}
+
+impl Stop {
+    /// Classify a unit entering `inactive` or `failed`, from the Result and
+    /// ExecMainCode last signalled (systemd sends the type's interface before
+    /// the Unit interface in one dispatch, so they are current). Unknown
+    /// values never make a failure.
+    pub fn classify(active_state: &str, result: Option<&str>, exec_main_code: Option<i32>) -> Stop {
+        if active_state == "failed" || result.is_some_and(|r| r != "success") {
+            Stop::Failure
+        } else if exec_main_code == Some(CLD_EXITED) {
+            Stop::ExitedByItself
+        } else {
+            Stop::Requested
+        }
+    }
+}
+
+/// Login sessions: systemd-logind starts `user@UID.service` at the first
+/// login and stops it after the last logout, so an SSH check once a minute
+/// activates it once a minute.
+pub fn is_login_session(name: &str) -> bool {
+    name.strip_prefix("user@")
+        .and_then(|rest| rest.strip_suffix(".service"))
+        .is_some_and(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether an activation counts toward `restart_loop`: it follows a failure,
+/// or a daemon exiting by itself, and is not normal life. Excluded: login
+/// sessions, units something triggers (TriggeredBy= a timer, socket or path),
+/// and after a clean exit also oneshots and bus-activated services (BusName=),
+/// which exit when done or idle and are started again on demand. An
+/// activation whose previous stop was not seen (`stop` None) does not count.
+pub fn activation_is_loop(name: &str, props: &StaticProps, stop: Option<Stop>) -> bool {
+    if is_login_session(name) || !props.triggered_by.is_empty() {
+        return false;
+    }
+    match stop {
+        Some(Stop::Failure) => true,
+        Some(Stop::ExitedByItself) => {
+            props.service_type.as_deref() != Some("oneshot") && props.bus_name.is_none()
+        }
+        Some(Stop::Requested) | None => false,
     }
 }
 
@@ -148,6 +238,9 @@ pub struct DepTimes {
     pub active: bool,
     pub active_enter_usec: u64,
     pub active_exit_usec: u64,
+    /// Earlier exits from active, most recent last (0 = none): a dependency
+    /// that flapped before settling stranded its dependents at its first exit.
+    pub earlier_exits_usec: [u64; EXIT_RING],
     /// The dependency's RestartUSec (0 for non-services): its automatic restart,
     /// which is what stops the dependents, comes that long after it died.
     pub restart_usec: u64,
@@ -165,18 +258,51 @@ pub const STRANDED_TOLERANCE_USEC: u64 = 5_000_000;
 ///   the dependency left `active` (minus the tolerance) and no later than its
 ///   automatic restart (RestartUSec after leaving active, plus the tolerance).
 ///   A dependency that never left active (ActiveExitTimestamp 0) strands nothing.
+///
+/// Every exit in the dependency's ring is tried, not only the latest.
 pub fn stranded_by(unit_inactive_enter_usec: u64, dep: &DepTimes) -> bool {
     let t = unit_inactive_enter_usec;
-    if !dep.active || dep.active_exit_usec == 0 || t == 0 {
+    if !dep.active || t == 0 || dep.active_enter_usec <= t {
         return false;
     }
-    let came_back_after = dep.active_enter_usec > t;
-    let earliest = dep.active_exit_usec.saturating_sub(STRANDED_TOLERANCE_USEC);
-    let latest = dep
-        .active_exit_usec
-        .saturating_add(dep.restart_usec)
-        .saturating_add(STRANDED_TOLERANCE_USEC);
-    came_back_after && (earliest..=latest).contains(&t)
+    let near = |exit: u64| {
+        let earliest = exit.saturating_sub(STRANDED_TOLERANCE_USEC);
+        let latest = exit
+            .saturating_add(dep.restart_usec)
+            .saturating_add(STRANDED_TOLERANCE_USEC);
+        exit != 0 && (earliest..=latest).contains(&t)
+    };
+    near(dep.active_exit_usec) || dep.earlier_exits_usec.iter().any(|e| near(*e))
+}
+
+/// Exits kept per unit for the stranded rule: enough for a dependency that
+/// flapped a few times before it settled.
+pub const EXIT_RING: usize = 8;
+
+/// The latest [`EXIT_RING`] distinct ActiveExitTimestamps of one unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExitRing {
+    exits: [u64; EXIT_RING],
+}
+
+impl ExitRing {
+    pub fn record(&mut self, exit_usec: u64) {
+        if exit_usec == 0 || self.exits.contains(&exit_usec) {
+            return;
+        }
+        self.exits.rotate_left(1);
+        self.exits[EXIT_RING - 1] = exit_usec;
+    }
+
+    pub fn exits(&self) -> [u64; EXIT_RING] {
+        self.exits
+    }
+}
+
+/// A oneshot without RemainAfterExit whose command ran to a clean end: it
+/// went down because it was done, not because a dependency stopped it.
+pub fn finished_normally(props: &StaticProps, result: Option<&str>, exec_main_code: Option<i32>) -> bool {
+    props.ends_by_itself() && result == Some("success") && exec_main_code == Some(CLD_EXITED)
 }
 
 /// The most recent events of one kind (activations, restarts) with their
@@ -281,11 +407,11 @@ pub fn families(up: bool, units: &[UnitView], health: &ReadHealth) -> Vec<Family
     );
     let mut restart_loop = Family::gauge(
         "sentinel_systemd_unit_restart_loop",
-        "1 if restarts or activations within the restart-loop window reached the threshold.",
+        "1 if the unit keeps coming back after dying: automatic restarts, or activations after a failure or an unrequested exit (not timer, socket, bus or login activations), within the restart-loop window reached the threshold.",
     );
     let mut unbounded = Family::gauge(
         "sentinel_systemd_unit_restart_unbounded",
-        "1 if Restart= is not no and no start limit applies: systemd restarts it forever (units with a Restart= policy only).",
+        "1 if Restart= is not no and the start limit can never stop it (StartLimitIntervalUSec=0, StartLimitBurst=0, or RestartUSec x StartLimitBurst >= StartLimitIntervalUSec): systemd restarts it forever (units with a Restart= policy only; 0 while a limit property is unknown).",
     );
     let mut stranded = Family::gauge(
         "sentinel_systemd_unit_stranded",
@@ -481,6 +607,175 @@ mod tests {
     }
 
     #[test]
+    fn unbounded_from_the_start_limit_arithmetic() {
+        let p = |delay: Option<u64>, interval: Option<u64>, burst: Option<u32>| StaticProps {
+            restart: Some("always".into()),
+            restart_usec: delay,
+            start_limit_interval_usec: interval,
+            start_limit_burst: burst,
+            ..Default::default()
+        };
+        let cases = [
+            // containerd's unit: RestartSec=5 against 5 starts in 10 s.
+            (p(Some(5 * S), Some(10 * S), Some(5)), true),
+            // Exactly at the edge: the burst never fits.
+            (p(Some(2 * S), Some(10 * S), Some(5)), true),
+            // systemd's defaults: 100 ms, 5 in 10 s.
+            (p(Some(100_000), Some(10 * S), Some(5)), false),
+            // No interval or no burst: unbounded whatever the delay.
+            (p(None, Some(0), Some(5)), true),
+            (p(None, Some(10 * S), Some(0)), true),
+            // One unknown (older systemd, failed read): unknown, not 0.
+            (p(None, Some(10 * S), Some(5)), false),
+            (p(Some(5 * S), None, Some(5)), false),
+            (p(Some(5 * S), Some(10 * S), None), false),
+            // Overflow saturates rather than wrapping to a small product.
+            (p(Some(u64::MAX), Some(10 * S), Some(5)), true),
+        ];
+        for (i, (props, want)) in cases.into_iter().enumerate() {
+            assert_eq!(props.restart_unbounded(), want, "case {i}: {props:?}");
+        }
+    }
+
+    #[test]
+    fn login_sessions() {
+        for (name, want) in [
+            ("user@1000.service", true),
+            ("user@0.service", true),
+            ("user-runtime-dir@1000.service", false),
+            ("user@.service", false),
+            ("user@abc.service", false),
+            ("user@1000.slice", false),
+            ("myuser@1000.service", false),
+            ("dockerd.service", false),
+        ] {
+            assert_eq!(is_login_session(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn stops_classified_from_result_and_exec_main_code() {
+        let cases = [
+            ("failed", Some("exit-code"), Some(CLD_EXITED), Stop::Failure),
+            ("failed", None, None, Stop::Failure),
+            ("inactive", Some("signal"), Some(2), Stop::Failure),
+            ("inactive", Some("success"), Some(CLD_EXITED), Stop::ExitedByItself),
+            // systemctl stop: SIGTERM, which systemd takes for a clean stop.
+            ("inactive", Some("success"), Some(2), Stop::Requested),
+            ("inactive", None, None, Stop::Requested),
+        ];
+        for (state, result, code, want) in cases {
+            assert_eq!(Stop::classify(state, result, code), want, "{state} {result:?} {code:?}");
+        }
+    }
+
+    #[test]
+    fn which_activations_make_a_loop() {
+        let plain = StaticProps {
+            service_type: Some("simple".into()),
+            ..Default::default()
+        };
+        let timer = StaticProps {
+            triggered_by: vec!["tick.timer".into()],
+            ..plain.clone()
+        };
+        let socket = StaticProps {
+            triggered_by: vec!["app.socket".into()],
+            ..plain.clone()
+        };
+        let bus = StaticProps {
+            service_type: Some("dbus".into()),
+            bus_name: Some("org.example.App".into()),
+            ..Default::default()
+        };
+        let oneshot = StaticProps {
+            service_type: Some("oneshot".into()),
+            remain_after_exit: Some(false),
+            ..Default::default()
+        };
+        use Stop::*;
+        let cases = [
+            // A health checker starting a dead daemon again.
+            ("app.service", &plain, Some(Failure), true),
+            ("app.service", &plain, Some(ExitedByItself), true),
+            // systemctl restart by hand or by a deploy.
+            ("app.service", &plain, Some(Requested), false),
+            // The stop was not seen (first round, after a reconnect).
+            ("app.service", &plain, None, false),
+            // A timer or socket starting its service, even one that failed last time.
+            ("job.service", &timer, Some(ExitedByItself), false),
+            ("job.service", &timer, Some(Failure), false),
+            ("app.service", &socket, Some(ExitedByItself), false),
+            // Bus activation after an idle exit; a crash still counts.
+            ("bus.service", &bus, Some(ExitedByItself), false),
+            ("bus.service", &bus, Some(Failure), true),
+            // A oneshot run again after it finished; a failed one counts.
+            ("once.service", &oneshot, Some(ExitedByItself), false),
+            ("once.service", &oneshot, Some(Failure), true),
+            // SSH logins: user@UID.service comes and goes with sessions.
+            ("user@1000.service", &plain, Some(ExitedByItself), false),
+            ("user@1000.service", &plain, Some(Failure), false),
+        ];
+        for (name, props, stop, want) in cases {
+            assert_eq!(activation_is_loop(name, props, stop), want, "{name} {props:?} {stop:?}");
+        }
+    }
+
+    #[test]
+    fn a_flapping_dependency_still_strands_through_its_exit_ring() {
+        // flanneld died at 100 s, its restart stopped dockerd at 101 s, then it
+        // came up and died three more times before settling at 114 s.
+        let mut ring = ExitRing::default();
+        for exit in [100 * S, 105 * S, 109 * S, 113 * S, 113 * S] {
+            ring.record(exit);
+        }
+        ring.record(0);
+        assert_eq!(ring.exits().iter().filter(|e| **e != 0).count(), 4, "distinct, non-zero");
+        let mut d = dep(true, 114 * S, 113 * S, S);
+        assert!(!stranded_by(101 * S, &d), "the latest exit alone misses it");
+        d.earlier_exits_usec = ring.exits();
+        assert!(stranded_by(101 * S, &d));
+        // A unit stopped by hand long before the first exit is still not stranded.
+        assert!(!stranded_by(50 * S, &d));
+        // The ring is bounded: the oldest exits go first.
+        for i in 0..EXIT_RING as u64 {
+            ring.record(200 * S + i);
+        }
+        assert!(!ring.exits().contains(&(100 * S)));
+    }
+
+    #[test]
+    fn a_oneshot_that_finished_is_not_stranded() {
+        let oneshot = StaticProps {
+            service_type: Some("oneshot".into()),
+            remain_after_exit: Some(false),
+            ..Default::default()
+        };
+        let remains = StaticProps {
+            remain_after_exit: Some(true),
+            ..oneshot.clone()
+        };
+        let simple = StaticProps {
+            service_type: Some("simple".into()),
+            remain_after_exit: Some(false),
+            ..Default::default()
+        };
+        let cases = [
+            (&oneshot, Some("success"), Some(CLD_EXITED), true),
+            // Killed by the dependency's stop: it did not finish.
+            (&oneshot, Some("success"), Some(2), false),
+            (&oneshot, Some("exit-code"), Some(CLD_EXITED), false),
+            (&oneshot, None, None, false),
+            // RemainAfterExit=yes stays active when done: down means stopped.
+            (&remains, Some("success"), Some(CLD_EXITED), false),
+            (&simple, Some("success"), Some(CLD_EXITED), false),
+        ];
+        for (i, (props, result, code, want)) in cases.into_iter().enumerate() {
+            assert_eq!(finished_normally(props, result, code), want, "case {i}");
+        }
+    }
+
+    #[test]
     fn restart_policy_table() {
         let cases = [
             ("always", "exit-code", true),
@@ -538,6 +833,7 @@ mod tests {
             active,
             active_enter_usec: enter,
             active_exit_usec: exit,
+            earlier_exits_usec: [0; EXIT_RING],
             restart_usec: restart,
         }
     }

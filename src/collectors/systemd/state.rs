@@ -19,7 +19,7 @@ use std::time::Instant;
 use regex::Regex;
 
 use super::bus::{self, Key, Prop, Property, ReadFailure, Reply, Signal};
-use super::rules::{self, EventWindow, StaticProps};
+use super::rules::{self, EventWindow, ExitRing, StaticProps, Stop};
 
 /// Consecutive failed reads a value survives; see the module documentation.
 pub const MAX_STALE_ROUNDS: u32 = 3;
@@ -112,7 +112,16 @@ pub struct Tracked {
     /// Re-read the baseline at the next round (after a reconnect).
     pub rebaseline: bool,
     pub activations: u64,
+    /// Activations that count toward the loop ([`rules::activation_is_loop`]).
     pub activation_times: EventWindow,
+    /// Result and ExecMainCode as last signalled, for classifying the next stop.
+    pub last_result: Option<String>,
+    pub last_exec_main_code: Option<i32>,
+    pub last_active_state: Option<String>,
+    /// How the unit last left active, until its next activation.
+    pub stop: Option<Stop>,
+    /// Its latest exits from active, for the units it may strand.
+    pub exits: ExitRing,
     /// systemd's NRestarts, from reads and signals.
     pub nrestarts: Held<u32>,
     pub restart_times: EventWindow,
@@ -156,6 +165,19 @@ impl Tracked {
                 .held_static(Property::StartLimitBurst)
                 .and_then(Prop::as_u32),
             hard_deps,
+            service_type: self
+                .held_static(Property::Type)
+                .and_then(Prop::as_str)
+                .map(str::to_string),
+            bus_name: self
+                .held_static(Property::BusName)
+                .and_then(Prop::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            remain_after_exit: self
+                .held_static(Property::RemainAfterExit)
+                .and_then(Prop::as_bool),
+            triggered_by: strs(Property::TriggeredBy).collect(),
         }
     }
 
@@ -248,12 +270,50 @@ impl Shared {
                 let Some(t) = self.units.get_mut(&name) else {
                     return;
                 };
-                if iface == bus::UNIT_IFACE
-                    && let Some(ts) = changed
+                if iface != bus::UNIT_IFACE {
+                    if let Some(r) = changed.get(&Property::Result).and_then(Prop::as_str) {
+                        t.last_result = Some(r.to_string());
+                    }
+                    if let Some(c) = changed.get(&Property::ExecMainCode).and_then(Prop::as_i32) {
+                        t.last_exec_main_code = Some(c);
+                    }
+                }
+                if iface == bus::UNIT_IFACE {
+                    if let Some(exit) = changed
+                        .get(&Property::ActiveExitTimestampMonotonic)
+                        .and_then(Prop::as_u64)
+                    {
+                        t.exits.record(exit);
+                    }
+                    // Only the transition into inactive/failed is a stop: a
+                    // start resets ExecMainCode and signals it while the unit
+                    // still reads inactive, and reset-failed moves failed to
+                    // inactive.
+                    if let Some(state) = changed.get(&Property::ActiveState).and_then(Prop::as_str)
+                    {
+                        if matches!(state, "inactive" | "failed")
+                            && !matches!(
+                                t.last_active_state.as_deref(),
+                                Some("inactive" | "failed")
+                            )
+                        {
+                            t.stop = Some(Stop::classify(
+                                state,
+                                t.last_result.as_deref(),
+                                t.last_exec_main_code,
+                            ));
+                        }
+                        t.last_active_state = Some(state.to_string());
+                    }
+                    if let Some(ts) = changed
                         .get(&Property::ActiveEnterTimestampMonotonic)
                         .and_then(Prop::as_u64)
-                {
-                    observe_activation(t, ts, now, keep);
+                    {
+                        let looping = rules::activation_is_loop(&name, &t.static_props(), t.stop);
+                        if observe_activation(t, ts, now, keep, looping) {
+                            t.stop = None;
+                        }
+                    }
                 }
                 if iface == bus::SERVICE_IFACE
                     && let Some(n) = changed.get(&Property::NRestarts).and_then(Prop::as_u32)
@@ -301,18 +361,23 @@ impl Shared {
 }
 
 /// A new ActiveEnterTimestamp: count an activation when it advanced past the
-/// baseline. After a reconnect several activations may hide behind one
-/// advance: that counts as one.
-pub fn observe_activation(t: &mut Tracked, ts: u64, now: f64, keep: usize) {
-    match t.baseline {
+/// baseline, and in the loop window when `looping`. After a reconnect several
+/// activations may hide behind one advance: that counts as one. Returns
+/// whether an activation was counted.
+pub fn observe_activation(t: &mut Tracked, ts: u64, now: f64, keep: usize, looping: bool) -> bool {
+    let counted = match t.baseline {
         Some(b) if ts > b => {
             t.activations += 1;
-            t.activation_times.record(now, 1, keep);
+            if looping {
+                t.activation_times.record(now, 1, keep);
+            }
+            true
         }
-        Some(_) => return,
-        None => {}
-    }
+        Some(_) => return false,
+        None => false,
+    };
     t.baseline = Some(ts);
+    counted
 }
 
 /// A new NRestarts, read or signalled: restarts since the last known value
@@ -453,6 +518,55 @@ mod tests {
         // Units not watched are ignored.
         s.apply(entered("b.service", 1));
         assert!(!s.units.contains_key("b.service"));
+    }
+
+    fn stopped(unit: &str, result: &str, code: i32, state: &str) -> [Signal; 2] {
+        [
+            props(
+                unit,
+                bus::SERVICE_IFACE,
+                &[
+                    (Property::Result, Prop::Str(result.into())),
+                    (Property::ExecMainCode, Prop::I32(code)),
+                ],
+            ),
+            props(
+                unit,
+                bus::UNIT_IFACE,
+                &[(Property::ActiveState, Prop::Str(state.into()))],
+            ),
+        ]
+    }
+
+    #[test]
+    fn only_activations_after_a_failure_or_an_unrequested_exit_feed_the_loop() {
+        let mut s = shared();
+        s.units.insert("a.service".into(), Tracked::default());
+        s.apply(entered("a.service", 100));
+        let mut ts = 100;
+        let mut start_after = |s: &mut Shared, stop: [Signal; 2]| {
+            for sig in stop {
+                s.apply(sig);
+            }
+            // A start resets ExecMainCode while the unit still reads inactive.
+            for sig in stopped("a.service", "success", 0, "inactive") {
+                s.apply(sig);
+            }
+            ts += 100;
+            s.apply(entered("a.service", ts));
+            s.apply(props(
+                "a.service",
+                bus::UNIT_IFACE,
+                &[(Property::ActiveState, Prop::Str("active".into()))],
+            ));
+        };
+        start_after(&mut s, stopped("a.service", "signal", 2, "failed"));
+        start_after(&mut s, stopped("a.service", "success", 1, "inactive"));
+        // systemctl stop, then start: requested.
+        start_after(&mut s, stopped("a.service", "success", 2, "inactive"));
+        let t = &s.units["a.service"];
+        assert_eq!(t.activations, 3);
+        assert_eq!(t.activation_times.count_within(s.now(), 60.0), 2);
     }
 
     #[test]
