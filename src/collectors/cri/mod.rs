@@ -23,10 +23,11 @@
 //! installed": no subject series at all, so no runtime alert can fire.
 //!
 //! Exports `sentinel_cri_up`, `_hung`, `_probe_duration_seconds{operation}`,
-//! `_probe_in_flight_seconds{operation}`, `_probe_failures_total{operation,reason}`,
+//! `_probe_in_flight_seconds{operation}`,
+//! `sentinel_cri_probe_failures_total{operation,reason}`,
 //! `_last_success_timestamp_seconds{operation}`,
 //! `_info{runtime_name,runtime_version,runtime_api_version}`,
-//! `_runtime_condition{condition}`, `_runtime_restarts_total`,
+//! `_runtime_condition{condition}`, `sentinel_cri_runtime_restarts_total`,
 //! `_runtime_start_time_seconds`, `_pod_sandboxes{state}`, `_containers{state}`,
 //! `_container_stuck{namespace,pod,container}` (capped by
 //! `--collector.cri.max-containers`) and `_image_filesystem_used_bytes{mountpoint}`.

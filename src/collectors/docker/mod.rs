@@ -16,7 +16,7 @@
 //! `_last_success_timestamp_seconds{operation}`, `sentinel_docker_daemon_restarts_total`,
 //! `_daemon_start_time_seconds`, `_daemon_identity_failures_total`, `_containers{state}`, `_info{version,api_version,storage_driver}`,
 //! and per container (capped by `--collector.docker.max-containers`):
-//! `_container_restarts_total` and `_container_health{status}`, labelled
+//! `sentinel_docker_container_restarts_total` and `_container_health{status}`, labelled
 //! `{name}`, or `{namespace,pod,container}` for a container the kubelet made.
 //!
 //! Privileges: access to the socket (root or the docker group); reading
