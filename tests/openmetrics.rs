@@ -200,27 +200,8 @@ fn text_format_passes_promtool_and_gzip_openmetrics_parses() {
 
 #[test]
 fn live_scrape_with_every_collector_parses() {
-    let exporter = Exporter::start(&[
-        "--collector.docker.interval=1s",
-        "--collector.filesystem.interval=1s",
-        "--collector.systemd.interval=1s",
-        "--collector.processes.interval=1s",
-        "--collector.logs.interval=1s",
-    ]);
     // Every collector has finished a successful round.
-    exporter.wait_for(
-        std::time::Duration::from_secs(20),
-        "a successful round of every collector",
-        |m| {
-            let collectors = m.find("sentinel_collector_success", &[]).len();
-            (collectors > 0
-                && m.find("sentinel_collector_last_success_timestamp_seconds", &[])
-                    .len()
-                    == collectors)
-                .then_some(())
-        },
-    );
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let exporter = every_collector();
     let (status, text) = common::http_get(exporter.port, "/metrics").expect("scrape");
     assert_eq!(status, 200);
     if let Some(names) = parse_with_python(&text) {
