@@ -22,7 +22,8 @@
 # Usage (root; builds the release binary if missing):
 #   bench/series.sh [SCRAPES]           (default 500)
 # Env: RESTART_UNITS (100), DEP_UNITS (30), UNITS (300), PROCS (1000),
-#      LOG_FILES (500), CONTAINERS (20), BIN, NODE_EXPORTER.
+#      LOG_FILES (500), CONTAINERS (20), BIN, NODE_EXPORTER,
+#      SAVE (a file to keep node-sentinel's last text scrape in).
 #
 # Latency is curl's time_total over loopback, one scrape at a time, alternating
 # between the exporters. CPU per scrape is the exporter's CPU time (summed
@@ -203,6 +204,7 @@ report() { # name url pid cpu_ns_total background_ns
 }
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine delays scrapes too)"
+[ -z "${SAVE:-}" ] || curl -s "$S_URL" > "$SAVE"
 report "node-sentinel $("$BIN" --version 2>&1 | head -1)" "$S_URL" $SENTINEL $s_cpu $(( idle_ns_per_s * s_wall / 1000000000 )) s
 curl -s "$S_URL" | grep -v '^#' | sed 's/[{ ].*//; s/_bucket$//; s/_count$//; s/_sum$//' | sed 's/^\(sentinel_[a-z]*\)_.*/\1/' | sort | uniq -c | sort -rn | awk '{printf "    %5d %s\n", $1, $2}'
 echo

@@ -2,7 +2,9 @@
 //! a stopped FUSE mount past a lowered hung-task timeout, an OOM kill in a
 //! small cgroup-v1 memory cgroup, an ext4 error and read-only remount from a
 //! corrupted loop image, records written to /dev/kmsg by a process (user
-//! facility: they must not count), and an exporter without CAP_SYSLOG.
+//! facility: they must not count), an exporter without CAP_SYSLOG, and an
+//! ext4 error recorded in a superblock (the kernel's own test trigger) read
+//! through a bind-mounted sysfs beside a clean filesystem.
 //!
 //! The tests run one at a time: each exporter reads the whole kernel log, so
 //! one test's real kernel problems would show in another's counters. Every
@@ -601,4 +603,111 @@ fn an_overrun_is_counted_as_missed_and_reading_goes_on() {
     exp.wait_for(PATIENCE, "a record after the overrun", |m| {
         (other(m) > seen).then_some(())
     });
+}
+
+/// A fresh ext4 image on a loop device, mounted at `dir/name` with `options`.
+fn loop_ext4(dir: &Path, name: &str, options: &str) -> (Loop, Mounted, PathBuf) {
+    let img = dir.join(format!("{name}.img"));
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let img_s = img.to_str().unwrap();
+    run("mkfs.ext4", &["-q", "-F", img_s]);
+    let dev = Loop(run("losetup", &["-f", "--show", img_s]).trim().to_string());
+    let mnt = dir.join(name);
+    std::fs::create_dir_all(&mnt).unwrap();
+    run("mount", &["-o", options, &dev.0, mnt.to_str().unwrap()]);
+    let mounted = Mounted(mnt.clone());
+    (dev, mounted, mnt)
+}
+
+#[test]
+fn superblock_errors_show_without_the_kernel_log_and_a_clean_filesystem_shows_none() {
+    if !common::require_root()
+        || common::require("mkfs.ext4").is_none()
+        || common::require("losetup").is_none()
+        || common::require("capsh").is_none()
+    {
+        return;
+    }
+    let _one = serial();
+    let _restrict = Sysctl::set("/proc/sys/kernel/dmesg_restrict", "1");
+    let dir = TempDir::new("kernel-superblock");
+    // errors=continue: the filesystem stays writable and the log line is
+    // the only other trace, the case the superblock count is for.
+    let (bad_dev, _bad_mount, bad) = loop_ext4(dir.path(), "bad", "errors=continue");
+    let (_clean_dev, _clean_mount, clean) = loop_ext4(dir.path(), "clean", "defaults");
+    // sysfs as a DaemonSet sees it: the host's /sys bind-mounted elsewhere.
+    let sys = dir.path().join("host-sys");
+    std::fs::create_dir_all(&sys).unwrap();
+    run("mount", &["--bind", "/sys", sys.to_str().unwrap()]);
+    let _sys = Mounted(sys.clone());
+
+    // Unprivileged: no CAP_SYSLOG, so the kernel log is closed to it.
+    let port = common::free_port();
+    let log = std::env::temp_dir().join(format!("sentinel-exporter-{port}.log"));
+    let child = Command::new("capsh")
+        .arg("--drop=cap_syslog,cap_sys_admin")
+        .args(["--", "-c", "exec \"$0\" \"$@\""])
+        .arg(common::binary())
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--path.sysfs={}", sys.display()))
+        .args(exporter_args())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("capsh");
+    let exp = Exporter { child, port, log };
+    wait_until(Duration::from_secs(10), "the exporter to serve", || {
+        http_get(port, "/-/healthy").ok()
+    });
+    let errors = |m: &Metrics, mnt: &Path| {
+        m.get(
+            "sentinel_kernel_filesystem_errors",
+            &[("mountpoint", mnt.to_str().unwrap())],
+        )
+    };
+    let m = exp.wait_for(PATIENCE, "both filesystems to be reported", |m| {
+        (errors(m, &bad).is_some() && errors(m, &clean).is_some()).then(|| m.clone())
+    });
+    assert_eq!(m.get("sentinel_kernel_log_readable", &[]), Some(0.0));
+    assert_eq!(errors(&m, &bad), Some(0.0), "{}", m.text);
+
+    let name = Path::new(&bad_dev.0)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let before = common_now();
+    std::fs::write(
+        format!("/sys/fs/ext4/{name}/trigger_fs_error"),
+        "node-sentinel test error",
+    )
+    .unwrap();
+    let m = exp.wait_for(PATIENCE, "the recorded error", |m| {
+        errors(m, &bad).filter(|e| *e >= 1.0).map(|_| m.clone())
+    });
+    let at = |mnt: &Path| {
+        m.get(
+            "sentinel_kernel_filesystem_last_error_timestamp_seconds",
+            &[("mountpoint", mnt.to_str().unwrap()), ("fstype", "ext4")],
+        )
+        .unwrap()
+    };
+    assert!((at(&bad) - before).abs() < 10.0, "{} vs {before}", at(&bad));
+    assert_eq!(
+        m.find(
+            "sentinel_kernel_filesystem_errors",
+            &[("mountpoint", bad.to_str().unwrap())]
+        )[0]
+        .labels
+        .get("device")
+        .map(String::as_str),
+        Some(bad_dev.0.as_str())
+    );
+    // The clean filesystem beside it: nothing recorded.
+    assert_eq!(errors(&m, &clean), Some(0.0));
+    assert_eq!(at(&clean), 0.0);
 }

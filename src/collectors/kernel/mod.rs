@@ -11,6 +11,9 @@
 //!   /dev/kmsg gets the user facility, so it cannot fake a kernel problem.
 //! - `PROCFS/sys/kernel/hung_task_detect_count` (kernels ≥ 6.13) and
 //!   `PROCFS/vmstat` (`oom_kill`), on the same thread, once per interval.
+//! - The errors ext4 recorded in its superblocks, `SYSFS/fs/ext4/*/`
+//!   ([`superblock`]), once per round on an offload thread (it reads the
+//!   host's mount table first). They need no privilege and outlive the log.
 //!
 //! **Exports** (METRICS.md, "kernel"): `sentinel_kernel_problems_total{reason}`
 //! (every reason from start at 0, while the log is readable),
@@ -26,7 +29,10 @@
 //! `sentinel_kernel_log_records_total{facility}` (`kernel`, or `other` for
 //! records processes wrote), `sentinel_kernel_log_records_missed_total`
 //! (records the kernel overwrote before they were read) and
-//! `sentinel_kernel_log_records_malformed_total`.
+//! `sentinel_kernel_log_records_malformed_total`;
+//! `sentinel_kernel_filesystem_errors{mountpoint,device,fstype}` and
+//! `sentinel_kernel_filesystem_last_error_timestamp_seconds` (one per ext4
+//! filesystem, at most [`superblock::LIMIT`]).
 //!
 //! **Privileges**: reading /dev/kmsg needs CAP_SYSLOG when
 //! `kernel.dmesg_restrict=1` (the default on most distributions), and in a
@@ -54,6 +60,7 @@
 
 pub mod reader;
 pub mod record;
+pub mod superblock;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -61,13 +68,15 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::collector::{CollectError, Collection, Collector, ErrorKind};
+use crate::collector::{CollectError, Collection, Collector, ErrorKind, FailureLog};
 use crate::host::Paths;
+use crate::host::offload::{Limits, Offload, Outcome};
 use crate::metrics::{Family, flag};
 use crate::values::parse_positive_duration;
 
 use reader::{LogState, Shared, Sources};
 use record::Reason;
+use superblock::Superblocks;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Collector: kernel")]
@@ -92,7 +101,15 @@ pub struct KernelCollector {
     thread: Option<JoinHandle<()>>,
     /// Set until the new reader's first pass is in (or the wait gave up).
     first_pass: Option<oneshot::Receiver<()>>,
+    paths: Paths,
+    /// The superblock read: one call at a time, one stuck thread at most.
+    superblocks: Offload<()>,
+    superblock_log: FailureLog,
 }
+
+/// How long a round waits for the mount table and sysfs; past it the
+/// superblock series are left out this round.
+const SUPERBLOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the first round waits (asynchronously) for the reader's first
 /// pass, so a short `diagnose` sees the backlog and the procfs counters.
@@ -113,6 +130,52 @@ impl KernelCollector {
             shared: Arc::default(),
             thread: None,
             first_pass: None,
+            paths: paths.clone(),
+            superblocks: Offload::with_limits(
+                "kernel-superblocks",
+                Limits {
+                    running: 1,
+                    idle: 1,
+                    ..Limits::default()
+                },
+            ),
+            superblock_log: FailureLog::default(),
+        }
+    }
+
+    /// This round's superblock records, or None (logged once) when they
+    /// cannot be had: the families are then absent, never a false 0.
+    async fn superblocks(&mut self) -> Option<Superblocks> {
+        let paths = self.paths.clone();
+        let outcome = self
+            .superblocks
+            .run((), SUPERBLOCK_TIMEOUT, move || superblock::read(&paths))
+            .await;
+        let source = "kernel.superblocks";
+        match outcome {
+            Outcome::Done(Ok(found)) => {
+                match found.unreadable.first() {
+                    Some(first) => self.superblock_log.failed(source, "unreadable", first),
+                    None => self.superblock_log.ok(source),
+                }
+                Some(found)
+            }
+            Outcome::Done(Err(e)) => {
+                self.superblock_log.failed(source, "mountinfo", &e);
+                None
+            }
+            Outcome::TimedOut | Outcome::Busy => {
+                self.superblock_log.failed(
+                    source,
+                    "stuck",
+                    &"reading the mount table or sysfs has not returned",
+                );
+                None
+            }
+            Outcome::Failed(e) => {
+                self.superblock_log.failed(source, "thread", &e);
+                None
+            }
         }
     }
 
@@ -150,17 +213,19 @@ impl Collector for KernelCollector {
             // A reader stuck in its first pass shows as "starting" meanwhile.
             let _ = tokio::time::timeout(FIRST_PASS_WAIT, first_pass).await;
         }
+        let superblocks = self.superblocks().await;
         let seen = self
             .shared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        Ok(build(&seen, self.series_limit))
+        Ok(build(&seen, self.series_limit, superblocks.as_ref()))
     }
 }
 
-/// Every family from what the reader has seen. Pure.
-pub fn build(seen: &Shared, limit: usize) -> Collection {
+/// Every family from what the reader has seen, and the superblock records
+/// when this round has them. Pure.
+pub fn build(seen: &Shared, limit: usize, superblocks: Option<&Superblocks>) -> Collection {
     let reading = seen.log == LogState::Reading;
     let mut readable = Family::gauge(
         "sentinel_kernel_log_readable",
@@ -259,10 +324,35 @@ pub fn build(seen: &Shared, limit: usize) -> Collection {
         oom.push(vec![], n as f64);
     }
     families.extend([hung, oom]);
+    if let Some(found) = superblocks {
+        families.extend(superblock_families(found));
+        dropped += found.dropped;
+    }
     Collection {
         families,
         series_dropped: dropped,
     }
+}
+
+fn superblock_families(found: &Superblocks) -> [Family; 2] {
+    let mut errors = Family::gauge(
+        "sentinel_kernel_filesystem_errors",
+        "Errors ext4 recorded in this filesystem's superblock (sysfs errors_count): kept across reboots until fsck repairs the filesystem.",
+    );
+    let mut last = Family::gauge(
+        "sentinel_kernel_filesystem_last_error_timestamp_seconds",
+        "When ext4 last recorded an error in this filesystem's superblock (sysfs last_error_time), 0 if never.",
+    );
+    for fs in &found.filesystems {
+        let labels = vec![
+            ("device", fs.device.clone()),
+            ("fstype", fs.fstype.clone()),
+            ("mountpoint", fs.mountpoint.clone()),
+        ];
+        errors.push(labels.clone(), fs.errors as f64);
+        last.push(labels, fs.last_error_time as f64);
+    }
+    [errors, last]
 }
 
 #[cfg(test)]
@@ -289,7 +379,7 @@ mod tests {
             log: LogState::Reading,
             ..Shared::default()
         };
-        let c = build(&seen, 5);
+        let c = build(&seen, 5, None);
         let problems = values(&c, "sentinel_kernel_problems");
         assert_eq!(problems.len(), Reason::ALL.len());
         assert!(problems.iter().all(|(_, v)| *v == 0.0));
@@ -310,7 +400,7 @@ mod tests {
             oom_kills: Some(2),
             ..Shared::default()
         };
-        let c = build(&seen, 5);
+        let c = build(&seen, 5, None);
         assert_eq!(values(&c, "sentinel_kernel_log_readable")[0].1, 0.0);
         assert!(values(&c, "sentinel_kernel_problems").is_empty());
         assert_eq!(values(&c, "sentinel_kernel_hung_tasks")[0].1, 3.0);
@@ -320,7 +410,7 @@ mod tests {
             log: LogState::Unreadable("x".into()),
             ..Shared::default()
         };
-        assert!(values(&build(&seen, 5), "sentinel_kernel_hung_tasks").is_empty());
+        assert!(values(&build(&seen, 5, None), "sentinel_kernel_hung_tasks").is_empty());
     }
 
     #[test]
@@ -344,7 +434,7 @@ mod tests {
             },
             50.0,
         );
-        let c = build(&seen, 2);
+        let c = build(&seen, 2, None);
         assert_eq!(c.series_dropped, 1);
         let last = values(&c, "sentinel_kernel_last_problem_timestamp_seconds");
         let fs = (vec![("comm", String::new()), ("reason", "fs_error".into())], 50.0);
