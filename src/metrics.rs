@@ -19,10 +19,6 @@ use std::borrow::Cow;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
-/// Appended to every HELP text: values are sampled in the background, not at scrape time.
-pub const HELP_SUFFIX: &str =
-    " (sampled in the background; see sentinel_collector_last_success_timestamp_seconds)";
-
 /// A label set: fixed keys, values from the machine. Values longer than
 /// [`MAX_LABEL_VALUE_BYTES`] are shortened by [`cap_label_value`] when the
 /// series is added to its family.
@@ -244,28 +240,23 @@ impl EncodeMetric for Series<'_> {
     }
 }
 
-/// Encode families through a prometheus-client descriptor encoder; `help_suffix`
-/// is appended to every HELP text (collectors pass [`HELP_SUFFIX`]).
+/// Encode families through a prometheus-client descriptor encoder.
 pub fn encode_families<'a>(
     encoder: &mut DescriptorEncoder,
     families: impl IntoIterator<Item = &'a Family>,
-    help_suffix: &str,
 ) -> Result<(), std::fmt::Error> {
-    let mut help = String::new();
     for family in families {
         if family.samples.is_empty() {
             // As client_golang does: a family with no series is left out entirely.
             continue;
         }
-        help.clear();
-        help.push_str(family.help);
-        help.push_str(help_suffix);
+        let help = family.help;
         let metric_type = match family.kind {
             Kind::Gauge => MetricType::Gauge,
             Kind::Counter => MetricType::Counter,
             Kind::Histogram => MetricType::Histogram,
         };
-        let mut metric = encoder.encode_descriptor(family.name, &help, None, metric_type)?;
+        let mut metric = encoder.encode_descriptor(family.name, help, None, metric_type)?;
         if let [only] = family.samples.as_slice()
             && only.labels.is_empty()
         {
@@ -335,11 +326,11 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    /// Encode `families` (HELP texts get `help_suffix`) in both formats.
-    pub fn new(families: &[Family], help_suffix: &str) -> Encoded {
+    /// Encode `families` in both formats.
+    pub fn new(families: &[Family]) -> Encoded {
         Encoded {
-            openmetrics: encode_openmetrics(families, help_suffix).into(),
-            text: encode_text(families, help_suffix).into(),
+            openmetrics: encode_openmetrics(families).into(),
+            text: encode_text(families).into(),
         }
     }
 }
@@ -367,18 +358,18 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS_EOF: &str = "# EOF\n";
 
 /// Families as OpenMetrics text blocks, without the `# EOF` trailer.
-pub fn encode_openmetrics(families: &[Family], help_suffix: &str) -> String {
+pub fn encode_openmetrics(families: &[Family]) -> String {
     // The registry wants 'static collectors; the families are copied into an
     // owned one instead of borrowed (once per published round, not per scrape).
     #[derive(Debug)]
-    struct Owned(Vec<Family>, String);
+    struct Owned(Vec<Family>);
     impl prometheus_client::collector::Collector for Owned {
         fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-            encode_families(&mut encoder, &self.0, &self.1)
+            encode_families(&mut encoder, &self.0)
         }
     }
     let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(Owned(families.to_vec(), help_suffix.to_string())));
+    registry.register_collector(Box::new(Owned(families.to_vec())));
     let mut out = String::new();
     // Writing into a String cannot fail; an encoder error leaves what was written.
     let _ = prometheus_client::encoding::text::encode_registry(
@@ -389,7 +380,7 @@ pub fn encode_openmetrics(families: &[Family], help_suffix: &str) -> String {
 }
 
 /// Families in the classic text format 0.0.4.
-pub fn encode_text(families: &[Family], help_suffix: &str) -> String {
+pub fn encode_text(families: &[Family]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for family in families {
@@ -405,7 +396,6 @@ pub fn encode_text(families: &[Family], help_suffix: &str) -> String {
         out.push_str(&name);
         out.push(' ');
         escape_help(&mut out, family.help);
-        escape_help(&mut out, help_suffix);
         let _ = writeln!(out, "\n# TYPE {name} {kind}");
         for sample in &family.samples {
             match &sample.value {
@@ -511,7 +501,7 @@ fn escape_label(out: &mut String, s: &str) {
 
 /// Render families as a complete OpenMetrics text exposition (with `# EOF`).
 pub fn render(families: &[Family]) -> String {
-    let mut out = encode_openmetrics(families, HELP_SUFFIX);
+    let mut out = encode_openmetrics(families);
     out.push_str(OPENMETRICS_EOF);
     out
 }
@@ -625,20 +615,20 @@ mod tests {
         let mut g = Family::gauge("sentinel_x_info", "Info.");
         g.push(vec![], f64::INFINITY);
         let empty = Family::gauge("sentinel_x_empty", "Nothing.");
-        let text = encode_text(&[c, h, g, empty], " (suffix)");
+        let text = encode_text(&[c, h, g, empty]);
         assert_eq!(
             text,
-            "# HELP sentinel_x_failures_total Failures\\\\ of x\\nreally. (suffix)\n\
+            "# HELP sentinel_x_failures_total Failures\\\\ of x\\nreally.\n\
              # TYPE sentinel_x_failures_total counter\n\
              sentinel_x_failures_total{reason=\"a\\\"b\\\\c\\nd\"} 3\n\
-             # HELP sentinel_x_seconds Latency. (suffix)\n\
+             # HELP sentinel_x_seconds Latency.\n\
              # TYPE sentinel_x_seconds histogram\n\
              sentinel_x_seconds_bucket{operation=\"ping\",le=\"0.1\"} 1\n\
              sentinel_x_seconds_bucket{operation=\"ping\",le=\"1\"} 1\n\
              sentinel_x_seconds_bucket{operation=\"ping\",le=\"+Inf\"} 2\n\
              sentinel_x_seconds_sum{operation=\"ping\"} 7.05\n\
              sentinel_x_seconds_count{operation=\"ping\"} 2\n\
-             # HELP sentinel_x_info Info. (suffix)\n\
+             # HELP sentinel_x_info Info.\n\
              # TYPE sentinel_x_info gauge\n\
              sentinel_x_info +Inf\n"
         );
@@ -648,7 +638,7 @@ mod tests {
     fn encoded_blocks_concatenate() {
         let mut a = Family::gauge("sentinel_a", "A.");
         a.push(vec![], 1.0);
-        let e = Encoded::new(&[a], "");
+        let e = Encoded::new(&[a]);
         let om = std::str::from_utf8(&e.openmetrics).unwrap();
         assert!(!om.contains("# EOF"), "{om}");
         assert!(om.contains("sentinel_a 1.0\n"), "{om}");

@@ -135,7 +135,7 @@ impl Slot {
     /// copy these bytes, however many scrapers there are.
     pub(crate) fn publish(&self, published: Published) {
         let snapshot = Snapshot {
-            encoded: Arc::new(Encoded::new(&published.families, metrics::HELP_SUFFIX)),
+            encoded: Arc::new(Encoded::new(&published.families)),
             published: Arc::new(published),
         };
         *panics::write(&self.current) = snapshot;
@@ -220,9 +220,9 @@ impl Store {
     pub fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let current: Vec<Arc<Published>> = self.slots.iter().map(|s| s.current()).collect();
         for published in &current {
-            metrics::encode_families(encoder, &published.families, metrics::HELP_SUFFIX)?;
+            metrics::encode_families(encoder, &published.families)?;
         }
-        metrics::encode_families(encoder, &self.self_metrics(&current), "")
+        metrics::encode_families(encoder, &self.self_metrics(&current))
     }
 
     /// One scrape's body in `format`: every collector's block as encoded when
@@ -234,11 +234,8 @@ impl Store {
         let mut own = self.self_metrics(&current);
         own.extend_from_slice(extra);
         let (own, eof) = match format {
-            Format::OpenMetrics => (
-                metrics::encode_openmetrics(&own, ""),
-                metrics::OPENMETRICS_EOF,
-            ),
-            Format::Text => (metrics::encode_text(&own, ""), ""),
+            Format::OpenMetrics => (metrics::encode_openmetrics(&own), metrics::OPENMETRICS_EOF),
+            Format::Text => (metrics::encode_text(&own), ""),
         };
         let blocks = snapshots.iter().map(|s| match format {
             Format::OpenMetrics => &s.encoded.openmetrics,
