@@ -882,10 +882,16 @@ fn group_value(m: &Metrics, name: &str, group: &str) -> Option<f64> {
     m.get(name, &[("group", group)])
 }
 
+/// Mountpoints the group's latest walk left out; None before its first walk
+/// (the series is there only for a reason that occurred).
 fn skipped_mountpoints(m: &Metrics, group: &str) -> Option<f64> {
-    m.get(
-        "sentinel_log_skipped_entries",
-        &[("group", group), ("reason", "mountpoint")],
+    m.get("sentinel_log_files", &[("group", group)])?;
+    Some(
+        m.get(
+            "sentinel_log_skipped_entries",
+            &[("group", group), ("reason", "mountpoint")],
+        )
+        .unwrap_or(0.0),
     )
 }
 

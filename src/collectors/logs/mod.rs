@@ -22,7 +22,7 @@
 //! and, to see what the walk left out: `sentinel_log_files{group}`,
 //! `sentinel_log_files_dropped{group}` (over `--collector.logs.max-files`,
 //! also added to `sentinel_series_dropped`),
-//! `sentinel_log_skipped_entries{group,reason}`, `sentinel_log_walk_timed_out{group}`,
+//! `sentinel_log_skipped_entries{group,reason}` (reasons that occurred), `sentinel_log_walk_timed_out{group}`,
 //! `sentinel_log_walk_hung{group}`, `sentinel_log_mount_table_unreadable`.
 //!
 //! **Privileges**: read and search permission on the log directories (root
@@ -551,7 +551,7 @@ impl LogsCollector {
         );
         let mut skipped = Family::gauge(
             "sentinel_log_skipped_entries",
-            "Matched names left out in the latest walk, by reason: dangling_symlink, not_regular (FIFO, socket, device; never opened), unreadable_dir, stat_failed, mountpoint (another mount reached by a wildcard; not entered).",
+            "Matched names left out in the latest walk, by reason: dangling_symlink, not_regular (FIFO, socket, device; never opened), unreadable_dir, stat_failed, mountpoint (another mount reached by a wildcard; not entered). Absent for a reason that did not occur.",
         );
         let mut timed_out = Family::gauge(
             "sentinel_log_walk_timed_out",
@@ -600,8 +600,12 @@ impl LogsCollector {
             if let Some(scan) = &group.last_scan {
                 dropped.push(g(), scan.dropped as f64);
                 timed_out.push(g(), flag(scan.timed_out));
+                // Only the reasons that occurred: five zeros a group say nothing.
                 for why in Skip::ALL {
                     let n = scan.skipped.get(&why).copied().unwrap_or(0);
+                    if n == 0 {
+                        continue;
+                    }
                     skipped.push(
                         vec![
                             ("group", spec.name.clone()),

@@ -60,7 +60,9 @@
 //! - `sentinel_systemd_unit_activations_total`: entries into `active` seen by
 //!   the exporter (an advance of ActiveEnterTimestampMonotonic in a signal,
 //!   or at the first round after a reconnect, which counts as one), whoever
-//!   caused them. Starts at 0 when the unit is first seen. Every unit.
+//!   caused them, counted from the exporter's start. Present from the first
+//!   activation seen: 0 for every quiet unit would be a fifth of a node's
+//!   scrape and say nothing (`increase()` misses that first one).
 //! - `sentinel_systemd_unit_restart_loop`: NRestarts increases, or loop
 //!   activations, within `--collector.systemd.restart-loop-window` reached the
 //!   threshold. Every unit: health checkers restart units that have no
@@ -100,8 +102,9 @@
 //!   limit, so Result alone hides it. Limits: RestartPreventExitStatus= and a
 //!   failed stop job look the same.
 //!
-//! A unit with no Restart= policy and no hard dependency costs three series
-//! (state, activations, restart_loop); one with both, six.
+//! A unit with no Restart= policy and no hard dependency costs two series
+//! (state, restart_loop), three once it has been activated while watched;
+//! one with both, five (six).
 //!
 //! The collector's own (no `unit` label, reported while `up` is 1):
 //! - `sentinel_systemd_property_read_failures_total{reason}`: failed Gets
