@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Exporter, TempDir};
@@ -129,6 +129,7 @@ fn recording_rules_select_what_the_alert_rules_select() {
     // Every vector selector of a raw series (not a recorded one) carries it.
     let sel = regex::Regex::new(r"\b(sentinel_[a-z_]+|up|ALERTS)\{([^}]*)\}").unwrap();
     let bare = regex::Regex::new(r"\b(sentinel_[a-z_]+|up|ALERTS)\b[^{_:]").unwrap();
+    let aggregation = regex::Regex::new(r"by \(([^)]*)\)").unwrap();
     for (name, expr) in &rules {
         for c in sel.captures_iter(expr) {
             assert!(
@@ -144,7 +145,7 @@ fn recording_rules_select_what_the_alert_rules_select() {
         );
         // One series per node (or per mount/signal for the short lists):
         // every aggregation keeps job and instance.
-        for by in regex::Regex::new(r"by \(([^)]*)\)").unwrap().captures_iter(expr) {
+        for by in aggregation.captures_iter(expr) {
             assert!(
                 by[1].starts_with("job, instance"),
                 "{name}: aggregates by ({}), dropping job or instance",
@@ -172,8 +173,10 @@ fn the_node_dashboard_passes_the_3am_structure() {
     assert!(panels[0]["title"].as_str().unwrap().starts_with("Verdict"));
     assert_eq!(panels[0]["collapsed"], false);
     // The verdict: every panel between the first row and the next one.
-    let verdict: Vec<&serde_json::Value> =
-        panels[1..].iter().take_while(|p| p["type"] != "row").collect();
+    let verdict: Vec<&serde_json::Value> = panels[1..]
+        .iter()
+        .take_while(|p| p["type"] != "row")
+        .collect();
     let exprs: String = verdict
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap().iter())
@@ -207,7 +210,10 @@ fn the_node_dashboard_passes_the_3am_structure() {
         }
     }
     // Tables name their subject: each keeps a subject label column.
-    for p in names::panels(&d).into_iter().filter(|p| p["type"] == "table") {
+    for p in names::panels(&d)
+        .into_iter()
+        .filter(|p| p["type"] == "table")
+    {
         let title = p["title"].as_str().unwrap();
         let organize = p["transformations"]
             .as_array()
@@ -238,7 +244,10 @@ fn the_node_dashboard_passes_the_3am_structure() {
         "sentinel_kubelet_eviction_signal_disabled",
         "group=\"pods\"",
     ] {
-        assert!(all.contains(name), "the node dashboard does not read {name}");
+        assert!(
+            all.contains(name),
+            "the node dashboard does not read {name}"
+        );
     }
 }
 
@@ -272,10 +281,10 @@ fn runbook_links_name_existing_sections() {
             if rest.is_empty() {
                 continue;
             }
-            let (md, anchor) = rest.trim_start_matches('/').split_once('#').unwrap_or((
-                rest.trim_start_matches('/'),
-                "",
-            ));
+            let (md, anchor) = rest
+                .trim_start_matches('/')
+                .split_once('#')
+                .unwrap_or((rest.trim_start_matches('/'), ""));
             let path = root().join("docs/runbooks").join(md);
             if !path.exists() {
                 // The kubelet runbook lands with the kubelet collector.
@@ -289,8 +298,8 @@ fn runbook_links_name_existing_sections() {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
-                text.lines()
-                    .any(|l| l.starts_with('#') && l.trim_start_matches('#').trim().to_lowercase() == anchor),
+                text.lines().any(|l| l.starts_with('#')
+                    && l.trim_start_matches('#').trim().to_lowercase() == anchor),
                 "{file}: {url}: no heading for #{anchor} in {}",
                 path.display()
             );
@@ -396,10 +405,7 @@ struct Mounted(PathBuf);
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .output();
+        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
     }
 }
 
@@ -462,7 +468,14 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     std::fs::create_dir_all(&fs).unwrap();
     common::run(
         "mount",
-        &["-t", "tmpfs", "-o", "size=256m", "tmpfs", fs.to_str().unwrap()],
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=256m",
+            "tmpfs",
+            fs.to_str().unwrap(),
+        ],
     );
     let _unmount = Mounted(fs.clone());
     std::fs::create_dir_all(fs.join("logs")).unwrap();
@@ -501,7 +514,10 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     let a_args = known(
         &help,
         &[
-            ("collector.docker.host", format!("unix://{}", docker_sock.display())),
+            (
+                "collector.docker.host",
+                format!("unix://{}", docker_sock.display()),
+            ),
             ("collector.docker.interval", "1s".into()),
             ("collector.docker.hang-threshold", "2s".into()),
             ("collector.filesystem.interval", "1s".into()),
@@ -510,9 +526,18 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
             ("collector.systemd.interval", "1s".into()),
             ("collector.logs.interval", "1s".into()),
             ("collector.logs.trend-window", "30s".into()),
-            ("collector.logs.path", format!("app={}/logs/*", fs.display())),
-            ("collector.kubelet.config", kubelet_config.display().to_string()),
-            ("collector.kubelet.root-dir", fs.join("kubelet").display().to_string()),
+            (
+                "collector.logs.path",
+                format!("app={}/logs/*", fs.display()),
+            ),
+            (
+                "collector.kubelet.config",
+                kubelet_config.display().to_string(),
+            ),
+            (
+                "collector.kubelet.root-dir",
+                fs.join("kubelet").display().to_string(),
+            ),
             (
                 "collector.kubelet.healthz-url",
                 format!("http://127.0.0.1:{closed_port}/healthz"),
@@ -532,7 +557,9 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     let for_re = regex::Regex::new(r"(?m)^(\s+for: )\d+[smh]$").unwrap();
     std::fs::write(
         dir.join("rules.yml"),
-        for_re.replace_all(&rules, format!("${{1}}{TEST_FOR}").as_str()).as_ref(),
+        for_re
+            .replace_all(&rules, format!("${{1}}{TEST_FOR}").as_str())
+            .as_ref(),
     )
     .unwrap();
     let prom_port = common::free_port();
@@ -604,7 +631,10 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
             }
         }
     }
-    assert!(invalid.is_empty(), "queries Prometheus rejects: {invalid:#?}");
+    assert!(
+        invalid.is_empty(),
+        "queries Prometheus rejects: {invalid:#?}"
+    );
 
     // Every fleet query returns data once the findings are in, except one
     // that reads only collectors serving nothing in this build.
@@ -620,7 +650,9 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     for (i, (title, expr)) in queries(&fleet).into_iter().enumerate() {
         let q = substitute(&expr, ".+");
         if unserved(&q) {
-            eprintln!("note: fleet panel {title:?} not required to have data: its collector serves nothing in this build");
+            eprintln!(
+                "note: fleet panel {title:?} not required to have data: its collector serves nothing in this build"
+            );
         } else {
             pending.insert(format!("{i:02} {title}"), q);
         }
@@ -650,9 +682,15 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     let urgency = "instance:sentinel_urgency:score{instance=\"INST\"}";
     let (ua, ub) = (value(urgency, "node-a"), value(urgency, "node-b"));
     eprintln!("urgency: node-a {ua:.3}, node-b {ub:.3}");
-    assert!(ua >= 3.0 && ua > ub, "node-a {ua} should outrank node-b {ub}");
+    assert!(
+        ua >= 3.0 && ua > ub,
+        "node-a {ua} should outrank node-b {ub}"
+    );
     assert_eq!(
-        value("instance:sentinel_runtime_state:max{instance=\"INST\"}", "node-a"),
+        value(
+            "instance:sentinel_runtime_state:max{instance=\"INST\"}",
+            "node-a"
+        ),
         2.0,
         "Docker reads hung"
     );
@@ -660,8 +698,16 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
         "instance:sentinel_seconds_until_full_or_eviction:min{instance=\"INST\"}",
         "node-a",
     );
-    assert!(soonest.is_finite() && soonest < 600.0, "the tmpfs fills: {soonest}");
-    assert!(value("instance:sentinel_zombie_processes:sum{instance=\"INST\"}", "node-a") >= 1.0);
+    assert!(
+        soonest.is_finite() && soonest < 600.0,
+        "the tmpfs fills: {soonest}"
+    );
+    assert!(
+        value(
+            "instance:sentinel_zombie_processes:sum{instance=\"INST\"}",
+            "node-a"
+        ) >= 1.0
+    );
     let first = query(
         prom_port,
         &substitute(
@@ -674,5 +720,8 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
 
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
-    eprintln!("live dashboard check took {:.0}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "live dashboard check took {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
 }
