@@ -278,7 +278,7 @@ def findings(y):
                    column("Hung", mappings=OKBAD), column("Read-only", mappings=value_map({"0": ("no", "transparent"), "1": ("read-only", "blue")}))])
     y1 = y0 + 8
     units_expr = " or ".join([
-        f'label_replace(sentinel_systemd_unit_stranded{{{S}}} == 1, "finding", "stranded: $1 restarted and it was not", "dependency", "(.*)")',
+        f'label_replace(sentinel_systemd_unit_stranded{{{S}}} == 1, "finding", "stranded: stopped when $1 restarted, not started again", "dependency", "(.*)")',
         f'label_replace(sentinel_systemd_unit_restart_loop{{{S}}} == 1, "finding", "restart loop", "", "")',
         f'label_replace(sentinel_systemd_unit_failed{{{S}}} == 1, "finding", "failed ($1)", "result", "(.*)")',
         f'label_replace(sentinel_systemd_unit_start_limit_hit{{{S}}} == 1, "finding", "start limit hit: systemd gave up", "", "")',
@@ -313,7 +313,9 @@ def findings(y):
     logfs = table(
         "Log groups filling their filesystem", "Per log group and mount: net growth (rotation and size caps count against it; a group held at its cap is not growing) and the time until it fills the filesystem.",
         "none", [(f"max by (group, mountpoint) (clamp_max(sentinel_log_seconds_until_filesystem_full{{{S}}}, {YEAR}))", "", "A"),
-                 (f"max by (group) (sentinel_log_growth_bytes_per_second{{{S}}})", "", "B")], 12, 8, 12, y2,
+                 # the group's growth on each of its mounts, so both columns merge on (group, mountpoint)
+                 (f"max by (group, mountpoint) (0 * clamp_max(sentinel_log_seconds_until_filesystem_full{{{S}}}, 1)"
+                  f" + on (job, instance, group) group_left sentinel_log_growth_bytes_per_second{{{S}}})", "", "B")], 12, 8, 12, y2,
         columns={"group": "Group", "mountpoint": "Mount", "A": "Fills it in", "B": "Net growth"}, sort=("Fills it in", False),
         links=[runbook("logs", "SentinelLogsFillingDisk")],
         overrides=[column("Fills it in", "s", mappings=NOT_FILLING, thresholds=TIME_LEFT), column("Net growth", "Bps")])
@@ -585,24 +587,25 @@ URGENCY_HELP = (
 
 
 def fleet_table(y):
+    # Each column drops the series name, so the merge joins them on job and instance.
     by = "job, instance"
     node_link = [{"title": "Open the node dashboard",
                   "url": f"/d/{NODE_UID}?var-job=$job&var-instance=${{__value.raw}}&${{__url_time_range}}"}]
     return table(
         "Nodes by urgency", URGENCY_HELP,
         "none", [
-            (f"instance:sentinel_urgency:score{{{F}}}", "", "A"),
+            (f"max by ({by}) (instance:sentinel_urgency:score{{{F}}})", "", "A"),
             (f"max by ({by}) (up{{{F}}})", "", "B"),
             (f'count by ({by}) (ALERTS{{alertstate="firing", severity="critical", {F}}}) or 0 * max by ({by}) (up{{{F}}})', "", "C"),
             (f'count by ({by}) (ALERTS{{alertstate="firing", severity="warning", {F}}}) or 0 * max by ({by}) (up{{{F}}})', "", "D"),
             (f"clamp_max(instance:sentinel_seconds_until_full_or_eviction:min{{{F}}}, {YEAR})", "", "E"),
-            (f"instance:sentinel_filesystem_avail_bytes:min_ratio{{{F}}}", "", "F"),
-            (f"instance:sentinel_runtime_state:max{{{F}}}", "", "G"),
-            (f"instance:sentinel_systemd_unit_stranded:sum{{{F}}}", "", "H"),
+            (f"max by ({by}) (instance:sentinel_filesystem_avail_bytes:min_ratio{{{F}}})", "", "F"),
+            (f"max by ({by}) (instance:sentinel_runtime_state:max{{{F}}})", "", "G"),
+            (f"max by ({by}) (instance:sentinel_systemd_unit_stranded:sum{{{F}}})", "", "H"),
             (f"instance:sentinel_systemd_unit_failed:sum{{{F}}} + instance:sentinel_systemd_unit_restart_loop:sum{{{F}}}", "", "I"),
-            (f"instance:sentinel_zombie_processes:sum{{{F}}}", "", "J"),
-            (f"instance:sentinel_processes_uninterruptible_oldest_seconds:max{{{F}}}", "", "K"),
-            (f"instance:sentinel_collector_success:failing{{{F}}}", "", "L"),
+            (f"max by ({by}) (instance:sentinel_zombie_processes:sum{{{F}}})", "", "J"),
+            (f"max by ({by}) (instance:sentinel_processes_uninterruptible_oldest_seconds:max{{{F}}})", "", "K"),
+            (f"max by ({by}) (instance:sentinel_collector_success:failing{{{F}}})", "", "L"),
         ], 24, 14, 0, y,
         columns={"instance": "Node", "A": "Urgency", "B": "Exporter", "C": "Critical", "D": "Warning",
                  "E": "Soonest full/eviction", "F": "Lowest free", "G": "Runtime", "H": "Stranded units",

@@ -672,6 +672,38 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
         node_a.logs()
     );
 
+    // With the data in: a table that merges several queries joins their rows
+    // on the labels, so each query drops the series name and keeps the same
+    // labels as the others.
+    let mut unmergeable = Vec::new();
+    for d in [&node, &fleet] {
+        for p in names::panels(d) {
+            let merges = p["transformations"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["id"] == "merge"));
+            if !merges {
+                continue;
+            }
+            let mut keys: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+            for t in p["targets"].as_array().unwrap() {
+                let q = substitute(t["expr"].as_str().unwrap(), "node-a");
+                for s in query(prom_port, &q).unwrap() {
+                    let k: Vec<String> = s["metric"].as_object().unwrap().keys().cloned().collect();
+                    keys.entry(k)
+                        .or_default()
+                        .push(t["refId"].as_str().unwrap().to_string());
+                }
+            }
+            if keys.len() > 1 || keys.keys().any(|k| k.iter().any(|l| l == "__name__")) {
+                unmergeable.push(format!("{:?}: {keys:?}", p["title"]));
+            }
+        }
+    }
+    assert!(
+        unmergeable.is_empty(),
+        "merged tables whose queries do not join: {unmergeable:#?}"
+    );
+
     // The fleet table ranks node-a (a hung runtime, a filling disk, a zombie) first.
     let value = |q: &str, inst: &str| -> f64 {
         let r = query(prom_port, &q.replace("INST", inst)).unwrap();
