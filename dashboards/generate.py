@@ -177,6 +177,9 @@ UPDOWN = value_map({"1": ("up", "green"), "0": ("DOWN", "red")})
 RUNTIME = value_map({"0": ("answering", "green"), "1": ("DOWN", "red"), "2": ("HUNG", "red")})
 # A time clamped to a year reads "not filling" (+Inf: the exporter sees no fill).
 NOT_FILLING = [{"type": "range", "options": {"from": YEAR, "to": 1e300, "result": {"text": "not filling", "color": "green", "index": 0}}}]
+# No series: the subject is not on the node (METRICS.md), or the exporter is
+# not scraped (the Exporter stat says which).
+NOT_INSTALLED = "not installed / no data"
 RED_IF_ANY = steps((None, "green"), (1, "red"))
 ORANGE_IF_ANY = steps((None, "green"), (1, "orange"))
 TIME_LEFT = steps((None, "red"), (3600, "orange"), (14400, "yellow"), (86400, "green"))
@@ -206,7 +209,7 @@ def verdict(y):
         panel("stat", "Alerts firing", "node-sentinel alerts firing for this node, by severity (ALERTS{instance=...}); the Findings row lists them.",
               "none", [(f'count by (severity) (ALERTS{{alertstate="firing", {S}}}) or on () label_replace(vector(0), "severity", "none firing", "", "")',
                         "{{severity}}", "A", True)],
-              4, 4, 4, y0, thresholds=RED_IF_ANY, links=[runbook("exporter")]),
+              4, 4, 4, y0, thresholds=RED_IF_ANY),
         panel("stat", "Lowest free space", "The writable mount with the least space available (read-only mounts are full by nature and left out); the Filesystems table lists all.",
               "percentunit", [(f"bottomk(1, {fs_ratio})", "{{mountpoint}}", "A", True)],
               4, 4, 8, y0, thresholds=FREE_RATIO, links=[runbook("filesystem", "SentinelFilesystemAlmostFull")]),
@@ -215,11 +218,11 @@ def verdict(y):
               4, 4, 12, y0, thresholds=TIME_LEFT, mappings=NOT_FILLING, links=[runbook("filesystem", "SentinelFilesystemFillingUp")]),
         panel("stat", "Docker", "sentinel_docker_up / _hung: HUNG = the socket accepts connections but a probe is unanswered past the hang threshold; nothing = not installed.",
               "none", [(f"2 * sentinel_docker_hung{{{S}}} + (1 - sentinel_docker_up{{{S}}}) * (1 - sentinel_docker_hung{{{S}}})", "docker", "A", True)],
-              4, 4, 16, y0, mappings=RUNTIME, no_value="not installed", thresholds=RED_IF_ANY,
+              4, 4, 16, y0, mappings=RUNTIME, no_value=NOT_INSTALLED, thresholds=RED_IF_ANY,
               links=[runbook("docker", "SentinelDockerHung"), runbook("docker", "SentinelDockerDown")]),
         panel("stat", "CRI runtime", "sentinel_cri_up / _hung for the runtime behind the kubelet (containerd, CRI-O); nothing = not installed.",
               "none", [(f"2 * sentinel_cri_hung{{{S}}} + (1 - sentinel_cri_up{{{S}}}) * (1 - sentinel_cri_hung{{{S}}})", "cri", "A", True)],
-              4, 4, 20, y0, mappings=RUNTIME, no_value="not installed", thresholds=RED_IF_ANY,
+              4, 4, 20, y0, mappings=RUNTIME, no_value=NOT_INSTALLED, thresholds=RED_IF_ANY,
               links=[runbook("cri", "SentinelCriRuntimeHung"), runbook("cri", "SentinelCriRuntimeDown")]),
     ]
     y1 = y0 + 4
@@ -244,7 +247,7 @@ def verdict(y):
               4, 4, 16, y1, thresholds=RED_IF_ANY, links=[runbook("exporter", "SentinelCollectorFailing")]),
         panel("stat", "Kubelet", "sentinel_kubelet_healthz_up: the kubelet's healthz answered ok; nothing = not a Kubernetes node.",
               "none", [(f"sentinel_kubelet_healthz_up{{{S}}}", "healthz", "A", True)],
-              4, 4, 20, y1, mappings=UPDOWN, no_value="not installed", thresholds=steps((None, "red"), (1, "green")),
+              4, 4, 20, y1, mappings=UPDOWN, no_value=NOT_INSTALLED, thresholds=steps((None, "red"), (1, "green")),
               links=[runbook("kubelet")]),
     ]
     return [row("Verdict: is this node about to die, and why", y, [], collapsed=False)] + first + second, y1 + 4
@@ -257,7 +260,7 @@ def findings(y):
         "Alerts firing on this node", "Every node-sentinel alert firing for this instance, with its subject labels; each alert's runbook_url names its section.",
         "none", [(f'ALERTS{{alertstate="firing", {S}}}', "", "A")], 12, 8, 0, y0,
         columns={"alertname": "Alert", "severity": "Severity"}, hide=("alertstate", "instance", "Value"),
-        sort=("Severity", False), no_value="none firing", links=[runbook("exporter")])
+        sort=("Severity", False), no_value="none firing")
     m = "mountpoint"
     fs = table(
         "Filesystems", "Per mount: space and inodes available, time until full at the trend window's fill rate (not filling = +Inf), a statvfs that hangs, read-only, and space held by deleted-but-open files.",
@@ -672,8 +675,7 @@ def fleet_dashboard():
     rest = [
         table("Alerts firing across the fleet", "node-sentinel alerts firing now, by name and severity, with how many nodes each.",
               "none", [(f'count by (alertname, severity) (count by (alertname, severity, instance) (ALERTS{{alertstate="firing", {F}}}))', "", "A")],
-              12, 8, 0, y3, columns={"alertname": "Alert", "severity": "Severity", "A": "Nodes"}, sort=("Nodes", True), no_value="none firing",
-              links=[runbook("exporter")]),
+              12, 8, 0, y3, columns={"alertname": "Alert", "severity": "Severity", "A": "Nodes"}, sort=("Nodes", True), no_value="none firing"),
         table("Exporter versions", "node-sentinel versions running across the fleet (one sentinel_build_info series per node).",
               "none", [(f"count by (version, revision) (sentinel_build_info{{{F}}})", "", "A")],
               12, 8, 12, y3, columns={"version": "Version", "revision": "Revision", "A": "Nodes"}, sort=("Nodes", True)),
