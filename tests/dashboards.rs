@@ -731,8 +731,8 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
         "node-a",
     );
     assert!(
-        soonest.is_finite() && soonest < 600.0,
-        "the tmpfs fills: {soonest}"
+        soonest.is_finite() && soonest < 3600.0,
+        "the tmpfs (256 MiB at 1 MiB/s) fills within the hour: {soonest}"
     );
     assert!(
         value(
