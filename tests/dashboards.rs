@@ -750,6 +750,15 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     .unwrap();
     assert_eq!(first[0]["metric"]["instance"], "node-a");
 
+    // What the recording rules save: raw series of node-a against the
+    // recorded ones the fleet view reads.
+    let count = |q: &str| value(&format!("count({q})"), "");
+    eprintln!(
+        "node-a: {} raw sentinel_ series, {} recorded per-node series",
+        count(r#"{__name__=~"sentinel_.+", instance="node-a"}"#),
+        count(r#"{__name__=~"instance[a-z_]*:sentinel_.+", instance="node-a"}"#)
+    );
+
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     eprintln!(
