@@ -58,6 +58,7 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_systemd_unit_restart_unbounded",
     "sentinel_systemd_unit_stranded",
     "sentinel_systemd_unit_failed",
+    "sentinel_systemd_unit_start_limit_hit",
     "sentinel_zombie_processes",
     "sentinel_zombie_oldest_age_seconds",
     "sentinel_zombie_processes_reaped_by_init_pending",
@@ -69,7 +70,17 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_log_file_growth_bytes_per_second",
     "sentinel_log_rotations_total",
     "sentinel_log_seconds_until_filesystem_full",
+    "sentinel_kubelet_eviction_threshold_bytes",
+    "sentinel_kubelet_eviction_threshold_inodes",
+    "sentinel_kubelet_eviction_headroom_bytes",
+    "sentinel_kubelet_eviction_headroom_inodes",
+    "sentinel_kubelet_seconds_until_eviction",
+    "sentinel_kubelet_eviction_signal_disabled",
+    "sentinel_kubelet_image_gc_headroom_bytes",
     "sentinel_kubelet_healthz_up",
+    "sentinel_kubelet_healthz_duration_seconds",
+    "sentinel_kubelet_healthz_in_flight_seconds",
+    "sentinel_kubelet_config_info",
     "sentinel_kernel_problems_total",
     "sentinel_kernel_hung_tasks_total",
     "sentinel_kernel_oom_kills_total",
@@ -89,6 +100,7 @@ pub const CONTRACT: &[&str] = &[
 pub const HISTOGRAMS: &[&str] = &[
     "sentinel_docker_probe_duration_seconds",
     "sentinel_cri_probe_duration_seconds",
+    "sentinel_kubelet_healthz_duration_seconds",
 ];
 
 /// The collector a metric name belongs to ("self" for the exporter's own).
@@ -117,25 +129,73 @@ pub fn collector_of(name: &str) -> &'static str {
     }
 }
 
-/// Every `sentinel_*` token in `text`.
+/// Every `sentinel_*` token in `text`. A recorded series
+/// (`level:sentinel_...:operation` of alerts/node-sentinel.recording.yml)
+/// stands for the families its rule reads; a colon name that no rule records
+/// is returned whole, so the name checks report it.
 pub fn tokens(text: &str) -> BTreeSet<String> {
+    tokens_within(text, &recorded(), 0)
+}
+
+fn tokens_within(
+    text: &str,
+    recorded: &std::collections::BTreeMap<String, String>,
+    depth: usize,
+) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = text;
     while let Some(i) = rest.find("sentinel_") {
-        let preceded_by_word = rest[..i]
-            .chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let before = rest[..i].chars().last();
+        let preceded_by_word =
+            before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         let tail = &rest[i..];
         let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
             .unwrap_or(tail.len());
-        if !preceded_by_word {
-            out.insert(tail[..end].to_string());
+        if before == Some(':') {
+            let start = rest[..i]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .map_or(0, |s| s + 1);
+            let name = format!("{}{}", &rest[start..i], &tail[..end]);
+            match recorded.get(&name) {
+                Some(expr) if depth < 8 => out.extend(tokens_within(expr, recorded, depth + 1)),
+                _ => {
+                    out.insert(name);
+                }
+            }
+        } else if !preceded_by_word {
+            let name = &tail[..end];
+            out.insert(name.split(':').next().unwrap_or(name).to_string());
         }
         rest = &tail[end..];
     }
     out
+}
+
+/// The recording rules' file.
+pub fn recording_file() -> PathBuf {
+    root().join("alerts/node-sentinel.recording.yml")
+}
+
+/// Recorded series name -> its expression (none if the file is absent).
+pub fn recorded() -> std::collections::BTreeMap<String, String> {
+    let path = recording_file();
+    if !path.exists() {
+        return Default::default();
+    }
+    let doc = yaml(&path);
+    doc["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| {
+            Some((
+                r["record"].as_str()?.to_string(),
+                r["expr"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// The family name of a series name (`x_bucket` of a histogram is `x`).
