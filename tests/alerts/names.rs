@@ -70,6 +70,17 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_log_rotations_total",
     "sentinel_log_seconds_until_filesystem_full",
     "sentinel_kubelet_healthz_up",
+    "sentinel_kubelet_eviction_threshold_bytes",
+    "sentinel_kubelet_eviction_threshold_inodes",
+    "sentinel_kubelet_eviction_headroom_bytes",
+    "sentinel_kubelet_eviction_headroom_inodes",
+    "sentinel_kubelet_seconds_until_eviction",
+    "sentinel_kubelet_eviction_signal_disabled",
+    "sentinel_kubelet_image_gc_headroom_bytes",
+    "sentinel_kubelet_healthz_duration_seconds",
+    "sentinel_kubelet_healthz_in_flight_seconds",
+    "sentinel_kubelet_config_info",
+    "sentinel_kubelet_container_log_oversize",
     "sentinel_kernel_problems_total",
     "sentinel_kernel_hung_tasks_total",
     "sentinel_kernel_oom_kills_total",
@@ -89,6 +100,7 @@ pub const CONTRACT: &[&str] = &[
 pub const HISTOGRAMS: &[&str] = &[
     "sentinel_docker_probe_duration_seconds",
     "sentinel_cri_probe_duration_seconds",
+    "sentinel_kubelet_healthz_duration_seconds",
 ];
 
 /// The collector a metric name belongs to ("self" for the exporter's own).
