@@ -96,8 +96,8 @@ pub struct Args {
     #[arg(id = "collector.kubelet.root-dir", long = "collector.kubelet.root-dir", value_name = "DIR", default_value = "/var/lib/kubelet")]
     pub root_dir: String,
     /// The kubelet's own health endpoint (plain http).
-    #[arg(id = "collector.kubelet.healthz-url", long = "collector.kubelet.healthz-url", value_name = "URL", default_value = "http://127.0.0.1:10248/healthz")]
-    pub healthz_url: String,
+    #[arg(id = "collector.kubelet.healthz-url", long = "collector.kubelet.healthz-url", value_name = "URL", default_value = "http://127.0.0.1:10248/healthz", value_parser = healthz::parse_url)]
+    pub healthz_url: healthz::Url,
     /// A healthz probe is abandoned after this long.
     #[arg(id = "collector.kubelet.healthz-timeout", long = "collector.kubelet.healthz-timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub healthz_timeout: Duration,
@@ -125,7 +125,7 @@ pub struct KubeletCollector {
     source: Source,
     /// The config file read last (host path), for the log line on a change.
     config_path: Option<String>,
-    healthz: Result<healthz::Healthz, String>,
+    healthz: healthz::Healthz,
     guard: StatGuard,
     walks: Offload<()>,
     pod_logs: Vec<podlogs::LiveLog>,
@@ -135,9 +135,7 @@ pub struct KubeletCollector {
 
 impl KubeletCollector {
     pub fn new(args: &Args, paths: &Paths) -> Self {
-        let healthz = healthz::parse_url(args.healthz_url.trim())
-            .map(|url| healthz::Healthz::new(url, args.healthz_timeout))
-            .map_err(|why| format!("--collector.kubelet.healthz-url: {why}"));
+        let healthz = healthz::Healthz::new(args.healthz_url.clone(), args.healthz_timeout);
         KubeletCollector {
             args: args.clone(),
             paths: paths.clone(),
@@ -272,10 +270,6 @@ impl Collector for KubeletCollector {
     }
 
     async fn collect(&mut self) -> Result<Collection, CollectError> {
-        let healthz_error = self.healthz.as_ref().err().cloned();
-        if let Some(message) = healthz_error {
-            return Err(CollectError::new(ErrorKind::Config, message));
-        }
         let config = self
             .find_config()
             .map_err(|m| CollectError::new(ErrorKind::Config, m))?;
@@ -305,9 +299,7 @@ impl Collector for KubeletCollector {
             None => Settings::default(),
         };
         let now = Instant::now();
-        if let Ok(h) = &mut self.healthz {
-            h.start(now);
-        }
+        self.healthz.start(now);
         // The root dir may be missing while a config exists (a kubelet not
         // started yet): then nodefs is the filesystem where it will be.
         let stat_root = root.unwrap_or_else(|| {
@@ -323,9 +315,7 @@ impl Collector for KubeletCollector {
         let mut families = eviction_families(&settings, nodefs.as_ref(), imagefs.as_ref(), mem_total);
         let (log_families, dropped) = log_families(&settings, &self.pod_logs, self.args.max_pod_logs);
         families.extend(log_families);
-        if let Ok(h) = &self.healthz {
-            families.extend(h.families(Instant::now()));
-        }
+        families.extend(self.healthz.families(Instant::now()));
         let mut info = Family::gauge("sentinel_kubelet_config_info", "The kubelet config file read; always 1.");
         if let Some((host, _)) = &config {
             info.push(vec![("path", host.clone())], 1.0);
@@ -597,6 +587,24 @@ mod tests {
         assert_eq!(value(&f, "sentinel_kubelet_container_log_max_size_bytes", &[]), Some(10.0 * mib as f64));
     }
 
+    #[test]
+    fn a_bad_healthz_url_is_a_flag_error() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let err = Cli::try_parse_from(["x", "--collector.kubelet.healthz-url=https://127.0.0.1:10250/healthz"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--collector.kubelet.healthz-url") && err.contains("http://"), "{err}");
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.args.healthz_url.authority, "127.0.0.1:10248");
+        assert_eq!(cli.args.root_dir, "/var/lib/kubelet");
+    }
+
     #[tokio::test]
     async fn not_a_kubernetes_node_exports_nothing() {
         let base = std::env::temp_dir().join(format!("sentinel-kubelet-none-{}", std::process::id()));
@@ -607,7 +615,7 @@ mod tests {
             config: String::new(),
             config_dir: String::new(),
             root_dir: "/var/lib/kubelet".into(),
-            healthz_url: "http://127.0.0.1:1/healthz".into(),
+            healthz_url: healthz::parse_url("http://127.0.0.1:1/healthz").unwrap(),
             healthz_timeout: Duration::from_secs(1),
             max_pod_logs: 10,
         };
