@@ -58,7 +58,7 @@ pub mod podlogs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::collector::{CollectError, Collection, Collector, ErrorKind, FailureLog, not_installed};
+use crate::collector::{CollectError, Collection, Collector, ErrorKind, not_installed};
 use crate::collectors::{cri, filesystem};
 use crate::host::Paths;
 use crate::host::mounts::{self, Mount};
@@ -129,7 +129,6 @@ pub struct KubeletCollector {
     guard: StatGuard,
     walks: Offload<()>,
     pod_logs: Vec<podlogs::LiveLog>,
-    config_log: FailureLog,
     mem_total: Option<f64>,
 }
 
@@ -145,7 +144,6 @@ impl KubeletCollector {
             guard: StatGuard::new(),
             walks: Offload::new("kubelet-logs"),
             pod_logs: Vec::new(),
-            config_log: FailureLog::default(),
             mem_total: None,
         }
     }
@@ -283,17 +281,14 @@ impl Collector for KubeletCollector {
                 let dropins = self.dropin_dir(host);
                 match self.source.read(local, &dropins) {
                     Ok(s) => {
-                        self.config_log.ok("kubelet");
                         if self.config_path.as_deref() != Some(host) {
                             tracing::info!(source = "kubelet", "reading the kubelet config {host}");
                             self.config_path = Some(host.clone());
                         }
                         s
                     }
-                    Err(e) => {
-                        self.config_log.failed("kubelet", "config", &e);
-                        return Err(CollectError::new(ErrorKind::Config, e.0));
-                    }
+                    // The scheduler logs it once, and `/` shows it.
+                    Err(e) => return Err(CollectError::new(ErrorKind::Config, e.0)),
                 }
             }
             None => Settings::default(),
