@@ -173,15 +173,26 @@ impl Healthz {
         let url = self.url.clone();
         let timeout = self.timeout;
         let started = Instant::now();
-        let ending = Ending::new(self.shared.clone(), move |st: &mut State, _| {
+        // Abandoned (the task panicked or was aborted): a failed probe of
+        // reason io, never a timeout, so never a hang.
+        let ending = Ending::new(self.shared.clone(), move |st: &mut State, panicked| {
             st.op.finish(Err(Reason::Io), started.elapsed(), unix_now());
+            if let Some(text) = panicked {
+                let detail = format!("the healthz probe {text}; counted as reason io");
+                st.op.panic_log.failed("kubelet", "panic", &detail);
+            }
         });
         self.task = Some(tokio::spawn(panics::quiet(async move {
             let result = tokio::time::timeout(timeout, probe(&url))
                 .await
                 .unwrap_or(Err(Reason::Timeout));
             let elapsed = started.elapsed();
-            ending.finish(|st| st.op.finish(result, elapsed, unix_now()));
+            ending.finish(|st| {
+                if result.is_ok() {
+                    st.op.panic_log.ok("kubelet");
+                }
+                st.op.finish(result, elapsed, unix_now());
+            });
         })));
     }
 
@@ -250,5 +261,37 @@ mod tests {
         assert_eq!(judge(b"HTTP/1.1 200 OK\r\n\r\nnot ok"), Err(Reason::HttpStatus));
         assert_eq!(judge(b"garbage"), Err(Reason::Io));
         assert_eq!(judge(b"SSH-2.0\r\n\r\nok"), Err(Reason::Io));
+    }
+
+    #[tokio::test]
+    async fn one_probe_at_a_time_and_its_age_shows_a_silent_kubelet() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(conn);
+            }
+        });
+        let url = parse_url(&format!("http://127.0.0.1:{port}/healthz")).unwrap();
+        let mut h = Healthz::new(url, Duration::from_secs(30));
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            h.start(Instant::now());
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let text = crate::metrics::render(&h.families(t0 + Duration::from_secs(3)));
+        assert!(text.contains("sentinel_kubelet_healthz_up 0"), "{text}");
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sentinel_kubelet_healthz_in_flight_seconds "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap();
+        assert!(age > 2.5, "{text}");
+        server.abort();
     }
 }
