@@ -258,7 +258,7 @@ impl Families {
         ]
     }
 
-    fn add_usage(&mut self, labels: &Labels, mount: &Mount, usage: &Usage, history: &History) {
+    fn add_usage(&mut self, labels: &Labels, mount: &Mount, usage: &Usage, rates: &MountTrend) {
         self.size.push(labels.clone(), usage.size_bytes as f64);
         self.avail.push(labels.clone(), usage.avail_bytes as f64);
         self.free.push(labels.clone(), usage.free_bytes as f64);
@@ -266,7 +266,7 @@ impl Families {
         self.files_free
             .push(labels.clone(), usage.files_free as f64);
         self.readonly.push(labels.clone(), flag(mount.readonly));
-        if let Some(rate) = history.used_bytes.slope() {
+        if let Some(rate) = rates.fill_rate {
             self.fill_rate.push(labels.clone(), rate);
             self.until_full.push(
                 labels.clone(),
@@ -275,7 +275,7 @@ impl Families {
         }
         // Filesystems without a fixed inode table (btrfs, vfat...) report 0 inodes.
         if usage.files > 0
-            && let Some(rate) = history.used_files.slope()
+            && let Some(rate) = rates.inode_rate
         {
             self.inode_rate.push(labels.clone(), rate);
             self.inode_until_full.push(
@@ -374,15 +374,13 @@ impl FilesystemCollector {
             }
             history.used_bytes.push(now, usage.used_bytes() as f64);
             history.used_files.push(now, usage.used_files() as f64);
-            families.add_usage(&labels, mount, &usage, history);
-            published.insert(
-                mount.mountpoint.clone(),
-                MountTrend {
-                    usage,
-                    fill_rate: history.used_bytes.slope(),
-                    inode_rate: history.used_files.slope(),
-                },
-            );
+            let trend = MountTrend {
+                usage,
+                fill_rate: history.used_bytes.slope(),
+                inode_rate: history.used_files.slope(),
+            };
+            families.add_usage(&labels, mount, &usage, &trend);
+            published.insert(mount.mountpoint.clone(), trend);
         }
         *crate::panics::lock(&PUBLISHED) = published;
         self.history.retain(|key, _| {
