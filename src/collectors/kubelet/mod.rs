@@ -43,8 +43,9 @@
 //! more than twice containerLogMaxSize: the kubelet's rotation is not
 //! happening).
 //!
-//! **Not on a Kubernetes node** (neither a config file nor the root dir): no
-//! subject series at all, "not installed". A config that cannot be parsed
+//! **Not on a Kubernetes node** (neither a config file nor the root dir, ever
+//! since start): no subject series at all, "not installed"; once either has
+//! been seen the kubelet is watched as usual. A config that cannot be parsed
 //! fails the round with one line naming the file and the key; every other
 //! collector goes on.
 //!
@@ -130,6 +131,8 @@ pub struct KubeletCollector {
     walks: Offload<()>,
     pod_logs: Vec<podlogs::LiveLog>,
     mem_total: Option<f64>,
+    /// A config or the root dir has been seen since start.
+    seen: bool,
 }
 
 impl KubeletCollector {
@@ -145,6 +148,7 @@ impl KubeletCollector {
             walks: Offload::new("kubelet-logs"),
             pod_logs: Vec::new(),
             mem_total: None,
+            seen: false,
         }
     }
 
@@ -272,10 +276,16 @@ impl Collector for KubeletCollector {
             .find_config()
             .map_err(|m| CollectError::new(ErrorKind::Config, m))?;
         let root = self.existing_dir(&self.args.root_dir);
-        let Some(root_local) = root.clone().or_else(|| config.as_ref().map(|_| self.paths.host(&self.args.root_dir))) else {
+        // Once seen, the kubelet stays watched: a root dir removed later is
+        // a node in trouble, not a node without Kubernetes.
+        self.seen |= root.is_some() || config.is_some();
+        if !self.seen {
             // Not a Kubernetes node: no series, so no kubelet alert can fire.
             return Ok(not_installed("kubelet"));
-        };
+        }
+        let root_local = root
+            .clone()
+            .unwrap_or_else(|| self.paths.host(&self.args.root_dir));
         let settings = match &config {
             Some((host, local)) => {
                 let dropins = self.dropin_dir(host);
@@ -295,8 +305,8 @@ impl Collector for KubeletCollector {
         };
         let now = Instant::now();
         self.healthz.start(now);
-        // The root dir may be missing while a config exists (a kubelet not
-        // started yet): then nodefs is the filesystem where it will be.
+        // The root dir may be missing (a kubelet not started yet, or its
+        // directory removed): then nodefs is the filesystem where it would be.
         let stat_root = root.unwrap_or_else(|| {
             root_local
                 .ancestors()
@@ -622,6 +632,10 @@ mod tests {
         std::fs::create_dir_all(base.join("var/lib/kubelet")).unwrap();
         let got = c.collect().await.unwrap();
         let text = render(&got.families);
+        // Removed again, it stays watched.
+        std::fs::remove_dir_all(base.join("var/lib/kubelet")).unwrap();
+        let again = render(&c.collect().await.unwrap().families);
+        assert!(again.contains("sentinel_kubelet_healthz_up 0"), "{again}");
         std::fs::remove_dir_all(&base).unwrap();
         assert!(text.contains("sentinel_kubelet_eviction_signal_disabled{signal=\"nodefs.available\"} 0"), "{text}");
         assert!(text.contains("sentinel_kubelet_healthz_up 0"), "{text}");
