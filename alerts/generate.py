@@ -400,6 +400,68 @@ def kernel_rules(c):
     ]
 
 
+def kubelet_rules(c):
+    k = c["kubelet"]
+    s = sel(c)
+    until = f"sentinel_kubelet_seconds_until_eviction{s}"
+    return [
+        rule(c, "SentinelKubeletEvictionImminent",
+             f"{until} < {k['evictionCriticalHorizon']}\n  and\n{until} > 0",
+             k["evictionCriticalFor"], "critical",
+             "The kubelet will start evicting pods within the hour.",
+             "{{ $labels.mountpoint }} on {{ $labels.instance }} reaches the kubelet's hard "
+             "{{ $labels.signal }} eviction threshold in {{ $value | humanizeDuration }} at its current fill rate; "
+             "then the node reports DiskPressure and pods are evicted, long before the disk is full.",
+             "kubelet"),
+        rule(c, "SentinelKubeletEvictionPredicted",
+             f"{until} < {k['evictionWarningHorizon']}\n  and\n{until} >= {k['evictionCriticalHorizon']}",
+             k["evictionWarningFor"], "warning",
+             "The kubelet will start evicting pods within hours.",
+             "{{ $labels.mountpoint }} on {{ $labels.instance }} reaches the kubelet's hard "
+             "{{ $labels.signal }} eviction threshold in {{ $value | humanizeDuration }} at its current fill rate.",
+             "kubelet"),
+        rule(c, "SentinelKubeletEvicting",
+             f"0 - sentinel_kubelet_eviction_headroom_bytes{s} > 0\n  or\n0 - sentinel_kubelet_eviction_headroom_inodes{s} > 0",
+             k["evictingFor"], "critical",
+             "The kubelet is past an eviction threshold: it is evicting pods.",
+             "{{ $labels.mountpoint }} on {{ $labels.instance }} is {{ $value | humanize }} past the kubelet's "
+             "hard {{ $labels.signal }} threshold (bytes, or inodes for inodesFree); the node reports DiskPressure, "
+             "pods are being evicted and new ones are not scheduled.",
+             "kubelet"),
+        rule(c, "SentinelKubeletEvictionSignalDisabled",
+             f"sentinel_kubelet_eviction_signal_disabled{s} == 1",
+             k["signalDisabledFor"], "warning",
+             "A kubelet eviction signal is switched off.",
+             "The kubelet config on {{ $labels.instance }} sets evictionHard without {{ $labels.signal }}, which "
+             "turns that signal off: the node can fill to 100% without DiskPressure or evictions.",
+             "kubelet"),
+        rule(c, "SentinelKubeletImageGCBehind",
+             f"0 - sentinel_kubelet_image_gc_headroom_bytes{s} > 0",
+             k["imageGCBehindFor"], "warning",
+             "Image garbage collection cannot keep the image filesystem below its high threshold.",
+             "The image filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} has stayed "
+             "{{ $value | humanize1024 }}B past the kubelet's imageGCHighThresholdPercent for " + k["imageGCBehindFor"] +
+             ": the images in use (or another writer on it) fill it faster than GC frees it.",
+             "kubelet"),
+        rule(c, "SentinelKubeletPodLogNotRotating",
+             f"sentinel_kubelet_container_log_oversize{s} == 1",
+             k["podLogNotRotatingFor"], "warning",
+             "A container log is not being rotated.",
+             "The log of container {{ $labels.container }} in pod {{ $labels.namespace }}/{{ $labels.pod }} on "
+             "{{ $labels.instance }} is more than twice the kubelet's containerLogMaxSize: its rotation is not happening "
+             "and the log grows until the disk fills.",
+             "kubelet"),
+        rule(c, "SentinelKubeletBlindToRuntimeHang",
+             f"max without () (sentinel_docker_hung{s} == 1 or sentinel_cri_hung{s} == 1)\n"
+             f"  and on (instance)\nsentinel_kubelet_healthz_up{s} == 1",
+             k["blindToRuntimeHangFor"], "critical",
+             "The container runtime is hung while the kubelet reports itself healthy.",
+             "The container runtime on {{ $labels.instance }} is hung, yet the kubelet's healthz keeps answering ok: "
+             "the node stays Ready and keeps accepting pods that can never start.",
+             "kubelet"),
+    ]
+
+
 def exporter_rules(c):
     e = c["exporter"]
     s = sel(c)
@@ -452,6 +514,7 @@ def render(config):
         ("node-sentinel.processes", processes_rules(config)),
         ("node-sentinel.logs", logs_rules(config)),
         ("node-sentinel.kernel", kernel_rules(config)),
+        ("node-sentinel.kubelet", kubelet_rules(config)),
         ("node-sentinel.exporter", exporter_rules(config)),
     ]
     doc = {"groups": [{"name": n, "rules": r} for n, r in groups]}

@@ -1478,3 +1478,166 @@ fn incident_drills() {
         eprintln!("  skipped: {s}");
     }
 }
+
+// ------------------------------------------- kubelet blind to a runtime hang
+
+/// A stand-in for the kubelet's healthz (no kubelet can run on these
+/// machines): answers `200 ok` to every request, as a kubelet does while the
+/// runtime under it hangs. Detached: it ends with the test process.
+fn healthz_stub() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    port
+}
+
+/// The seeds' kubernetes#17525: a SIGSTOPped containerd while the kubelet's
+/// healthz keeps answering ok. SentinelKubeletBlindToRuntimeHang must reach
+/// the webhook through Prometheus and Alertmanager, not fire before the
+/// hang, and resolve once the runtime answers again.
+#[test]
+fn drill_kubelet_blind_to_a_runtime_hang() {
+    if !common::require_root() {
+        return;
+    }
+    for p in [
+        "/usr/bin/prometheus",
+        "/usr/bin/prometheus-alertmanager",
+        "containerd",
+        "ctr",
+    ] {
+        if common::require(p).is_none() {
+            return;
+        }
+    }
+    let tmp = TempDir::new("drill-kubelet");
+    let dir = tmp.path().to_path_buf();
+    let ctd = common::cri::Containerd::start(&dir.join("ctd"), None);
+    let root_dir = dir.join("kubelet");
+    std::fs::create_dir_all(&root_dir).unwrap();
+    let healthz = healthz_stub();
+    let e = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.cri",
+        &format!("--collector.cri.endpoint={}", ctd.endpoint()),
+        "--collector.cri.interval=1s",
+        "--collector.cri.hang-threshold=3s",
+        "--collector.cri.timeout=5s",
+        "--collector.kubelet",
+        "--collector.kubelet.interval=1s",
+        &format!("--collector.kubelet.root-dir={}", root_dir.display()),
+        &format!("--collector.kubelet.healthz-url=http://127.0.0.1:{healthz}/healthz"),
+    ]);
+    let instance = format!("127.0.0.1:{}", e.port);
+    let hook = Webhook::start();
+    let am_port = common::free_port();
+    std::fs::write(
+        dir.join("am.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/\n        send_resolved: true\n",
+            hook.port
+        ),
+    )
+    .unwrap();
+    let _am = Daemon::spawn(
+        "alertmanager",
+        Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}/am.yml", dir.display()))
+            .arg(format!("--storage.path={}/am", dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address="),
+        &dir.join("am.log"),
+    );
+    let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
+    std::fs::write(dir.join("rules.yml"), shortened_rules(&shipped)).unwrap();
+    let prom_port = common::free_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [{}/rules.yml]\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
+             scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: ['{instance}']\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let _prom = Daemon::spawn(
+        "prometheus",
+        Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}/prometheus.yml", dir.display()))
+            .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--rules.alert.resend-delay=1s"),
+        &dir.join("prometheus.log"),
+    );
+    for (port, what) in [(am_port, "alertmanager"), (prom_port, "prometheus")] {
+        common::wait_until(Duration::from_secs(60), &format!("{what} ready"), || {
+            matches!(common::http_get(port, "/-/ready"), Ok((200, _))).then_some(())
+        });
+    }
+    // Healthy first: the runtime answers and the kubelet stand-in says ok.
+    common::wait_until(
+        Duration::from_secs(60),
+        "healthz up and cri up in Prometheus",
+        || {
+            let one = |q: &str| {
+                query(prom_port, q)
+                    .first()
+                    .and_then(|r| r["value"][1].as_str().map(|s| s == "1"))
+                    == Some(true)
+            };
+            (one("sentinel_kubelet_healthz_up") && one("sentinel_cri_up")).then_some(())
+        },
+    );
+    let healthy = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        !hook
+            .since(healthy)
+            .iter()
+            .any(|d| d.name() == "SentinelKubeletBlindToRuntimeHang"),
+        "fired before the runtime hung"
+    );
+
+    eprintln!("DRILL: containerd SIGSTOPped, the kubelet's healthz keeps answering ok");
+    let cause = Instant::now();
+    common::signal(ctd.pid(), Signal::STOP);
+    let firing = hook.wait(
+        cause,
+        "firing",
+        "SentinelKubeletBlindToRuntimeHang",
+        &[
+            ("instance", instance.as_str()),
+            ("severity", "critical"),
+            ("job", JOB),
+        ],
+        Duration::from_secs(90),
+    );
+    eprintln!(
+        "  cause -> webhook: {:.1}s",
+        firing.at.duration_since(cause).as_secs_f64()
+    );
+    assert!(
+        firing.annotations["runbook_url"].ends_with("kubelet.md#sentinelkubeletblindtoruntimehang")
+    );
+    let resume = Instant::now();
+    common::signal(ctd.pid(), Signal::CONT);
+    hook.wait(
+        resume,
+        "resolved",
+        "SentinelKubeletBlindToRuntimeHang",
+        &[("instance", instance.as_str())],
+        Duration::from_secs(90),
+    );
+    drop(e);
+}

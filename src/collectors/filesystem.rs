@@ -33,8 +33,9 @@
 //!
 //! Privileges: none beyond reading procfs; root sees mounts other users cannot stat.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -87,6 +88,26 @@ pub struct Args {
         default_value = "500"
     )]
     pub max_mounts: usize,
+}
+
+/// What the latest round saw of one mount, with its fill rates: published
+/// for the kubelet collector, so its time until eviction comes from this
+/// collector's trend of the same mount, not from a second estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MountTrend {
+    pub usage: Usage,
+    /// Bytes per second, as `sentinel_filesystem_fill_rate_bytes_per_second`.
+    pub fill_rate: Option<f64>,
+    /// Inodes per second, as `sentinel_filesystem_inodes_fill_rate_per_second`.
+    pub inode_rate: Option<f64>,
+}
+
+/// The latest round's [`MountTrend`]s by mountpoint (host path).
+static PUBLISHED: Mutex<BTreeMap<String, MountTrend>> = Mutex::new(BTreeMap::new());
+
+/// The latest round's view of the mount at `mountpoint`, if it was stat'ed.
+pub fn published(mountpoint: &str) -> Option<MountTrend> {
+    crate::panics::lock(&PUBLISHED).get(mountpoint).copied()
 }
 
 /// Per-mount history for the fill-rate estimates.
@@ -237,7 +258,7 @@ impl Families {
         ]
     }
 
-    fn add_usage(&mut self, labels: &Labels, mount: &Mount, usage: &Usage, history: &History) {
+    fn add_usage(&mut self, labels: &Labels, mount: &Mount, usage: &Usage, rates: &MountTrend) {
         self.size.push(labels.clone(), usage.size_bytes as f64);
         self.avail.push(labels.clone(), usage.avail_bytes as f64);
         self.free.push(labels.clone(), usage.free_bytes as f64);
@@ -245,7 +266,7 @@ impl Families {
         self.files_free
             .push(labels.clone(), usage.files_free as f64);
         self.readonly.push(labels.clone(), flag(mount.readonly));
-        if let Some(rate) = history.used_bytes.slope() {
+        if let Some(rate) = rates.fill_rate {
             self.fill_rate.push(labels.clone(), rate);
             self.until_full.push(
                 labels.clone(),
@@ -254,7 +275,7 @@ impl Families {
         }
         // Filesystems without a fixed inode table (btrfs, vfat...) report 0 inodes.
         if usage.files > 0
-            && let Some(rate) = history.used_files.slope()
+            && let Some(rate) = rates.inode_rate
         {
             self.inode_rate.push(labels.clone(), rate);
             self.inode_until_full.push(
@@ -321,6 +342,7 @@ impl FilesystemCollector {
     ) -> Collection {
         let window = self.args.trend_window;
         let mut families = Families::new();
+        let mut published = BTreeMap::new();
         for (mount, outcome) in selected.iter().zip(outcomes) {
             let labels: Labels = vec![
                 ("device", mount.device.clone()),
@@ -352,8 +374,15 @@ impl FilesystemCollector {
             }
             history.used_bytes.push(now, usage.used_bytes() as f64);
             history.used_files.push(now, usage.used_files() as f64);
-            families.add_usage(&labels, mount, &usage, history);
+            let trend = MountTrend {
+                usage,
+                fill_rate: history.used_bytes.slope(),
+                inode_rate: history.used_files.slope(),
+            };
+            families.add_usage(&labels, mount, &usage, &trend);
+            published.insert(mount.mountpoint.clone(), trend);
         }
+        *crate::panics::lock(&PUBLISHED) = published;
         self.history.retain(|key, _| {
             selected
                 .iter()

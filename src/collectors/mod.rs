@@ -64,6 +64,7 @@ collectors! {
     processes => |args, paths| processes::ProcessesCollector::new(args, paths),
     logs => |args, paths| logs::LogsCollector::new(args, paths),
     kernel => |args, paths| kernel::KernelCollector::new(args, paths),
+    kubelet => |args, paths| kubelet::KubeletCollector::new(args, paths),
 }
 
 /// The flag names of one collector's toggle.
@@ -186,7 +187,8 @@ mod tests {
                 "systemd",
                 "processes",
                 "logs",
-                "kernel"
+                "kernel",
+                "kubelet"
             ]
         );
     }

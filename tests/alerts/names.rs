@@ -81,6 +81,7 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_kubelet_healthz_duration_seconds",
     "sentinel_kubelet_healthz_in_flight_seconds",
     "sentinel_kubelet_config_info",
+    "sentinel_kubelet_container_log_oversize",
     "sentinel_kernel_problems_total",
     "sentinel_kernel_hung_tasks_total",
     "sentinel_kernel_oom_kills_total",

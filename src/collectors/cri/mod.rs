@@ -95,6 +95,16 @@ pub struct Args {
     pub max_containers: usize,
 }
 
+/// The image filesystems' mountpoints from the latest ImageFsInfo answer:
+/// published for the kubelet collector (its imagefs).
+static IMAGE_FILESYSTEMS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The mountpoints (host paths) of the runtime's image filesystems, as
+/// ImageFsInfo last answered; empty until it has.
+pub fn image_filesystems() -> Vec<String> {
+    panics::lock(&IMAGE_FILESYSTEMS).clone()
+}
+
 /// The plain connect never needs long: a listener answers a connect from the kernel.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -434,6 +444,9 @@ impl CriCollector {
         );
         for (mountpoint, used) in &st.image_fs {
             image_fs.push(vec![("mountpoint", mountpoint.clone())], *used as f64);
+        }
+        if !st.image_fs.is_empty() {
+            *panics::lock(&IMAGE_FILESYSTEMS) = st.image_fs.iter().map(|(m, _)| m.clone()).collect();
         }
         Collection {
             families: vec![

@@ -14,7 +14,10 @@
 //!
 //! **Exports** (contract in METRICS.md, "logs"):
 //! `sentinel_log_size_bytes{group}`, `sentinel_log_growth_bytes_per_second{group}`,
-//! `sentinel_log_file_growth_bytes_per_second{group,path[,container]}` (top-N only),
+//! `sentinel_log_file_growth_bytes_per_second{group,path[,container]}` (top-N only;
+//! `container` from a Docker json log's config.v2.json, or `namespace`, `pod`
+//! and `container` from a kubelet pod log's path, see
+//! [`podlogs::names`](crate::collectors::kubelet::podlogs::names)),
 //! `sentinel_log_rotations_total{group}`,
 //! `sentinel_log_seconds_until_filesystem_full{group,mountpoint}`; also
 //! `sentinel_log_written_bytes_total{group}` (the counter behind the growth)
@@ -90,6 +93,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::collector::{CollectError, Collection, Collector, FailureLog};
+use crate::collectors::kubelet::podlogs;
 use crate::host::Paths;
 use crate::host::mounts::{self, Mount};
 use crate::host::offload::{Offload, Outcome};
@@ -103,10 +107,11 @@ use track::GroupState;
 use walk::{Limits, Mountpoints, Scan, Skip};
 
 /// The groups used when no `--collector.logs.path` is given (host paths).
-pub const DEFAULT_GROUPS: [&str; 3] = [
+pub const DEFAULT_GROUPS: [&str; 4] = [
     "varlog=/var/log/**/*",
     "journal=/var/log/journal/**/*",
     "docker=/var/lib/docker/containers/*/*-json.log",
+    "pods=/var/log/pods/*/*/*.log",
 ];
 
 /// A walk still running this long past its own deadline is stuck in a call.
@@ -121,7 +126,8 @@ pub struct Args {
     pub interval: Duration,
     /// A log group as GROUP=GLOB, a host path (repeatable; replaces the defaults
     /// varlog=/var/log/**/*, journal=/var/log/journal/**/*,
-    /// docker=/var/lib/docker/containers/*/*-json.log). `*`, `?`, `[..]` match
+    /// docker=/var/lib/docker/containers/*/*-json.log,
+    /// pods=/var/log/pods/*/*/*.log). `*`, `?`, `[..]` match
     /// within a name, `**` any number of directories.
     #[arg(
         id = "collector.logs.path",
@@ -523,7 +529,7 @@ impl LogsCollector {
         );
         let mut file_growth = Family::gauge(
             "sentinel_log_file_growth_bytes_per_second",
-            "Bytes written per second over the trend window, for the fastest-growing files only (--collector.logs.top-files); container names Docker json-file logs.",
+            "Bytes written per second over the trend window, for the fastest-growing files only (--collector.logs.top-files); container names Docker json-file logs; namespace, pod and container name kubelet pod logs.",
         );
         let mut rotations = Family::counter(
             "sentinel_log_rotations",
@@ -583,6 +589,10 @@ impl LogsCollector {
                 if let Some(id) = walk::container_id(&f.path) {
                     let name = group.names.get(id).and_then(|(_, n)| n.clone());
                     labels.push(("container", name.unwrap_or_default()));
+                } else if let Some((namespace, pod, container)) = podlogs::names(&f.path) {
+                    labels.push(("container", container));
+                    labels.push(("namespace", namespace));
+                    labels.push(("pod", pod));
                 }
                 file_growth.push(labels, f.rate);
             }
@@ -650,7 +660,7 @@ mod tests {
         let cli = Cli::try_parse_from(["x"]).unwrap();
         let c = LogsCollector::new(&cli.logs, &Paths::default());
         let names: Vec<_> = c.groups.iter().map(|g| g.spec.name.as_str()).collect();
-        assert_eq!(names, ["varlog", "journal", "docker"]);
+        assert_eq!(names, ["varlog", "journal", "docker", "pods"]);
         assert_eq!(c.max_files, 10_000);
 
         let cli = Cli::try_parse_from([
