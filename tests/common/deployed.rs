@@ -128,7 +128,12 @@ impl DeployedView {
 /// The exporter's own mount table (its namespace, read from the host): to
 /// check that the view's traps are armed.
 pub fn own_mounts(exporter: &Exporter) -> Vec<OwnMount> {
-    let text = std::fs::read_to_string(format!("/proc/{}/mountinfo", exporter.pid()))
+    mounts_of(exporter.pid())
+}
+
+/// The mount table of process `pid`'s namespace (a unit's, under systemd).
+pub fn mounts_of(pid: u32) -> Vec<OwnMount> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .expect("the exporter's mountinfo");
     text.lines()
         .filter_map(|l| {
