@@ -11,7 +11,7 @@
 #   docker build -f Dockerfile --build-arg BINARY=prebuilt \
 #     --build-arg BASE_IMAGE=my-base:tag -t node-sentinel ctx
 #
-# Run on a node the way deploy/kubernetes/daemonset.yaml does (root with three
+# Run on a node the way deploy/kubernetes/base/daemonset.yaml does (root with three
 # capabilities; README.md, "Deploying", says why):
 #   docker run -d --name node-sentinel --pid=host --net=host --read-only \
 #     --user 0 --cap-drop ALL --cap-add DAC_READ_SEARCH --cap-add SYS_PTRACE \

@@ -2,7 +2,7 @@
 //! Dockerfile here (a base of only the libraries the binary links, the
 //! binary as the `prebuilt` stage), run in a private dockerd with the
 //! namespaces, user, capabilities, read-only root, memory limit and volumes
-//! that deploy/kubernetes/daemonset.yaml gives its container, translated
+//! that deploy/kubernetes/base/daemonset.yaml gives its container, translated
 //! from the manifest by `PodRun` (tests/common/deployed.rs). The node's /run
 //! is the private dockerd's run directory, so the exporter watches that
 //! daemon through the socket directory, as on a node.
@@ -97,7 +97,7 @@ fn the_daemonset_container_sees_the_node() {
     let _shared = SharedRoot::make();
     let dockerd = PrivateDockerd::start(dir.path());
     let pod = PodRun::from_daemonset(
-        &repo().join("deploy/kubernetes/daemonset.yaml"),
+        &repo().join("deploy/kubernetes/base/daemonset.yaml"),
         &[("/run", &dockerd.run_dir())],
     );
     // NODE_SENTINEL_IMAGE_BINARY: measure the release binary the same way.

@@ -82,7 +82,7 @@ fn every_manifest_validates_against_the_schemas() {
             .map(|o| o["kind"].as_str().unwrap().to_string())
             .collect()
     };
-    assert!(built("deploy/kubernetes").contains(&"DaemonSet".to_string()));
+    assert!(built("deploy/kubernetes/base").contains(&"DaemonSet".to_string()));
     let operator = built("deploy/kubernetes/prometheus-operator");
     assert!(
         operator.contains(&"ServiceMonitor".to_string()),
@@ -123,7 +123,7 @@ fn a_wrong_field_fails_validation() {
     let dir = common::TempDir::new("manifests-bad");
     // The same objects with one mistake each: a misspelt core field, a
     // misspelt operator field, a rule that is both alert and record.
-    let daemonset = std::fs::read_to_string(repo().join("deploy/kubernetes/daemonset.yaml"))
+    let daemonset = std::fs::read_to_string(repo().join("deploy/kubernetes/base/daemonset.yaml"))
         .unwrap()
         .replace("hostPID: true", "hostPid: true");
     let monitor = std::fs::read_to_string(
@@ -199,7 +199,7 @@ fn the_prometheusrule_is_the_bundled_rules() {
 
 #[test]
 fn the_daemonset_keeps_its_promises() {
-    let ds = yaml(&repo().join("deploy/kubernetes/daemonset.yaml"));
+    let ds = yaml(&repo().join("deploy/kubernetes/base/daemonset.yaml"));
     let pod = &ds["spec"]["template"]["spec"];
     assert_eq!(pod["hostPID"], true);
     assert_eq!(pod["hostNetwork"], true);
@@ -235,4 +235,37 @@ fn the_daemonset_keeps_its_promises() {
         let kind = v["hostPath"]["type"].as_str().unwrap_or("");
         assert!(["Directory", "DirectoryOrCreate"].contains(&kind), "{v:?}");
     }
+}
+
+#[test]
+fn a_kustomization_kustomize_would_refuse_fails() {
+    let Some(python) = venv_python() else { return };
+    let dir = common::TempDir::new("manifests-kustomize");
+    // An overlay whose base is its own parent (kustomize: cycle detected),
+    // and one that names a file outside its root.
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+    let k = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n";
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!("{k}resources: []\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("{k}resources:\n  - ..\n  - ../elsewhere.yaml\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("elsewhere.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = validate(&python, &[dir.path()]);
+    assert!(!ok);
+    assert!(stderr.contains("cycle detected"), "{stderr}");
+    assert!(
+        stderr.contains("outside the kustomization's root"),
+        "{stderr}"
+    );
 }

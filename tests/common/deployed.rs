@@ -208,7 +208,7 @@ fn shell_quote(s: &str) -> String {
 // ---------------------------------------------------------------------------
 // The DaemonSet's container, run for real: the image built from the
 // Dockerfile in a private dockerd, started with what
-// deploy/kubernetes/daemonset.yaml says, translated here.
+// deploy/kubernetes/base/daemonset.yaml says, translated here.
 
 /// The Docker CLI of the docker.io package (its API version matches dockerd's).
 pub const DOCKER: &str = "/usr/bin/docker";

@@ -84,8 +84,17 @@ def build(directory):
     k = directory / "kustomization.yaml"
     spec = documents(k)[0]
     objects = []
+    here = directory.resolve()
     for r in spec.get("resources", []):
         target = (directory / r).resolve()
+        # kustomize's rules: a base may not contain the kustomization
+        # (a cycle), a file must lie in or below its root.
+        if target.is_dir() and (here == target or target in here.parents):
+            problems.append(f"{k}: resource {r} contains this kustomization (kustomize: cycle detected)")
+            continue
+        if target.is_file() and here not in target.parents:
+            problems.append(f"{k}: file {r} is outside the kustomization's root")
+            continue
         if target.is_dir():
             if not (target / "kustomization.yaml").exists():
                 problems.append(f"{k}: resource {r} has no kustomization.yaml")
@@ -97,6 +106,9 @@ def build(directory):
             problems.append(f"{k}: resource {r} does not exist")
     for p in spec.get("patches", []):
         path, target = directory / p["path"], p.get("target", {})
+        if here not in path.resolve().parents:
+            problems.append(f"{k}: patch {p['path']} is outside the kustomization's root")
+            continue
         matched = [o for o in objects
                    if all(o.get("kind") == v if f == "kind" else o["metadata"].get(f) == v
                           for f, v in target.items())]
