@@ -10,8 +10,9 @@
 //!   `prefer_server_cipher_suites`.
 //! - `http_server_config`: `headers` (the toolkit's five security headers,
 //!   with its value checks) and `http2` (accepted; we serve HTTP/1.1 only).
-//! - `basic_auth_users`: user → bcrypt hash. Every path is protected,
-//!   `/-/healthy` included, as the toolkit does.
+//! - `basic_auth_users`: user → bcrypt hash. Every path is protected but
+//!   the health checks `/-/healthy` and `/-/ready` (unlike the toolkit): the
+//!   kubelet's probes cannot send credentials from a Secret.
 //! - `rate_limit`: `interval` (a token every so long) and `burst`, the
 //!   toolkit's token bucket, answered 429 when empty. Unlike the toolkit it
 //!   is not charged for requests whose credentials the login cache already

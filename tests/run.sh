@@ -18,6 +18,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# PyPI packages (tests/python-requirements.txt) in a venv the tests find at
+# target/test-venv (tests/deploy_manifests.rs).
+venv=target/test-venv
+if ! "$venv/bin/python3" -c 'import kubernetes_validate' 2>/dev/null; then
+  echo "tests/run.sh: installing tests/python-requirements.txt into $venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python-requirements.txt
+fi
+
 cargo build --all-targets
 # Every collector exists, so every incident drill must run (tests/drills.rs).
 export NODE_SENTINEL_DRILLS=1

@@ -145,7 +145,7 @@ fn assert_openmetrics(reply: &Reply) {
 }
 
 #[test]
-fn basic_auth_protects_every_path() {
+fn basic_auth_protects_every_path_but_the_health_checks() {
     if common::require("curl").is_none() {
         return;
     }
@@ -156,7 +156,7 @@ fn basic_auth_protects_every_path() {
     );
     let served = Served::start(config_dir("webcfg-auth", &config));
     let right = format!("alice:{PASSWORD}");
-    for path in ["/metrics", "/", "/-/healthy", "/-/ready", "/nowhere"] {
+    for path in ["/metrics", "/", "/nowhere"] {
         let url = served.url("http", path);
         for creds in [
             None,
@@ -189,6 +189,13 @@ fn basic_auth_protects_every_path() {
     }
     let reply = curl(&[&served.url("http", "/-/healthy"), "-u", &right]);
     assert_eq!((reply.status, reply.body.as_str()), (200, "OK\n"));
+    // The kubelet's probes carry no credentials: the health checks are open.
+    for path in ["/-/healthy", "/-/ready"] {
+        let reply = curl(&[&served.url("http", path)]);
+        assert_eq!((reply.status, reply.body.as_str()), (200, "OK\n"), "{path}");
+        let reply = curl(&[&served.url("http", path), "-u", "mallory:s3cret"]);
+        assert_eq!(reply.status, 200, "{path} {reply:?}");
+    }
     let reply = curl(&[&served.url("http", "/-/healthy"), "-u", "bob:bobs password"]);
     assert_eq!(reply.status, 200, "{reply:?}");
     // A password that verified once is not a wildcard for others.

@@ -169,8 +169,8 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
 }
 
 /// `router` behind the web config: its headers on every response, then
-/// `rate_limit` and basic auth on every path (`/-/healthy` too, as
-/// exporter-toolkit does).
+/// `rate_limit` and basic auth on every path but the health checks
+/// (`auth::OPEN_PATHS`, which probes reach without credentials).
 pub fn with_web_config(router: Router, web: &WebConfig) -> Router {
     let router = if web.basic_auth.is_some() || web.rate_limit.is_some() {
         router.layer(middleware::from_fn_with_state(
