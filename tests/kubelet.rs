@@ -630,8 +630,13 @@ fn imagefs_is_the_filesystem_of_containerds_image_fs_info() {
         Duration::from_secs(60),
         "imagefs on containerd's tmpfs",
         |m| {
-            m.get("sentinel_kubelet_eviction_headroom_bytes", &image_labels)
-                .map(|_| m.clone())
+            // Two collectors' rounds: wait for both, not just the kubelet's.
+            m.get("sentinel_kubelet_eviction_headroom_bytes", &image_labels)?;
+            m.get(
+                "sentinel_filesystem_avail_bytes",
+                &[("mountpoint", images.path())],
+            )
+            .map(|_| m.clone())
         },
     );
     let used = m.find("sentinel_cri_image_filesystem_used_bytes", &[]);
