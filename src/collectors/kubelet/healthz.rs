@@ -2,14 +2,16 @@
 //! `http://127.0.0.1:10248/healthz` by default: plain HTTP on loopback), probed
 //! the way the runtimes are: one GET at a time in a background task
 //! (single-flight, [`OpState`]), whose in-flight age shows a kubelet that
-//! accepts and never answers. The request is written by hand (HTTP/1.1,
-//! `Connection: close`, at most [`MAX_RESPONSE`] bytes read): the exporter has
-//! no HTTP client, and the kubelet answers a 2-byte `ok`.
+//! accepts and never answers. One hyper HTTP/1.1 client connection per probe
+//! (the kubelet answers a 2-byte `ok`; at most [`MAX_RESPONSE`] bytes are read).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::StatusCode;
+use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
 use crate::collector::unix_now;
@@ -69,29 +71,27 @@ pub struct Url {
 /// Parse the healthz URL: plain `http://` only (the kubelet's healthz port
 /// serves no TLS).
 pub fn parse_url(s: &str) -> Result<Url, String> {
-    let rest = s
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("'{s}' is not an http:// URL (the kubelet's healthz port is plain HTTP)"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err(format!("'{s}' has no host"));
+    let uri: hyper::Uri = s.parse().map_err(|e| format!("'{s}' is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "'{s}' is not an http:// URL (the kubelet's healthz port is plain HTTP)"
+        ));
     }
-    let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        authority.to_string()
-    } else if authority.contains(':') && !authority.ends_with(']') {
-        return Err(format!("'{s}' has a bad port"));
-    } else {
-        format!("{authority}:80")
-    };
-    if path.contains(char::is_whitespace) {
-        return Err(format!("'{s}' has whitespace in its path"));
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("'{s}' has no host"))?;
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    if authority != host && uri.port_u16().is_none() {
+        return Err(format!("'{s}' has a bad port or user info"));
     }
     Ok(Url {
-        authority,
-        path: path.to_string(),
+        // The host keeps an IPv6 address's brackets.
+        authority: format!("{host}:{}", uri.port_u16().unwrap_or(80)),
+        path: uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string(),
     })
 }
 
@@ -110,45 +110,36 @@ pub struct Healthz {
 
 /// One GET; Ok if the answer is 200 with body `ok`.
 async fn probe(url: &Url) -> Result<(), Reason> {
-    let mut stream = tokio::net::TcpStream::connect(url.authority.as_str())
+    let stream = tokio::net::TcpStream::connect(url.authority.as_str())
         .await
         .map_err(|_| Reason::Connect)?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: node-sentinel\r\nConnection: close\r\n\r\n",
-        url.path, url.authority
-    );
-    stream.write_all(request.as_bytes()).await.map_err(|_| Reason::Io)?;
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await.map_err(|_| Reason::Io)?;
-        if n == 0 || buf.len() >= MAX_RESPONSE {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n.min(MAX_RESPONSE - buf.len())]);
-    }
-    judge(&buf)
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| Reason::Io)?;
+    let request = hyper::Request::get(url.path.as_str())
+        .header(hyper::header::HOST, url.authority.as_str())
+        .header(hyper::header::USER_AGENT, "node-sentinel")
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| Reason::Io)?;
+    let exchange = async move {
+        let response = sender.send_request(request).await.map_err(|_| Reason::Io)?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|_| Reason::Io)?
+            .to_bytes();
+        // `sender` drops here, so the connection future ends too.
+        Ok::<_, Reason>((status, body))
+    };
+    let (answer, _) = tokio::join!(exchange, connection);
+    let (status, body) = answer?;
+    judge(status, &body)
 }
 
-/// Whether a raw HTTP answer is the kubelet's healthy `200 ok`.
-pub fn judge(raw: &[u8]) -> Result<(), Reason> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or(Reason::Io)?;
-    let mut status = head.lines().next().unwrap_or_default().split_whitespace();
-    if !status.next().is_some_and(|v| v.starts_with("HTTP/")) {
-        return Err(Reason::Io);
-    }
-    let code: u16 = status.next().and_then(|c| c.parse().ok()).ok_or(Reason::Io)?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        // "2\r\nok\r\n0\r\n\r\n": the payload is the second line.
-        body.lines().nth(1).unwrap_or_default()
-    } else {
-        body
-    };
-    if code == 200 && body.trim() == "ok" {
+/// Whether an answer is the kubelet's healthy `200 ok`.
+pub fn judge(status: StatusCode, body: &[u8]) -> Result<(), Reason> {
+    if status == StatusCode::OK && body.trim_ascii() == b"ok" {
         Ok(())
     } else {
         Err(Reason::HttpStatus)
@@ -245,22 +236,50 @@ mod tests {
         );
         assert_eq!(parse_url("http://localhost").unwrap().authority, "localhost:80");
         assert_eq!(parse_url("http://[::1]:10248/healthz").unwrap().authority, "[::1]:10248");
-        for bad in ["https://127.0.0.1:10250/healthz", "127.0.0.1:10248", "http:///healthz", "http://h:x/"] {
+        for bad in ["https://127.0.0.1:10250/healthz", "127.0.0.1:10248", "http:///healthz", "http://h:x/", "http://h/a b"] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn answers() {
-        assert_eq!(judge(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), Ok(()));
-        assert_eq!(judge(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"), Ok(()));
+        assert_eq!(judge(StatusCode::OK, b"ok"), Ok(()));
+        assert_eq!(judge(StatusCode::OK, b"ok\n"), Ok(()));
         assert_eq!(
-            judge(b"HTTP/1.1 500 Internal Server Error\r\n\r\n[-]syncloop failed"),
+            judge(StatusCode::INTERNAL_SERVER_ERROR, b"[-]syncloop failed"),
             Err(Reason::HttpStatus)
         );
-        assert_eq!(judge(b"HTTP/1.1 200 OK\r\n\r\nnot ok"), Err(Reason::HttpStatus));
-        assert_eq!(judge(b"garbage"), Err(Reason::Io));
-        assert_eq!(judge(b"SSH-2.0\r\n\r\nok"), Err(Reason::Io));
+        assert_eq!(judge(StatusCode::OK, b"not ok"), Err(Reason::HttpStatus));
+    }
+
+    /// A one-shot server answering `raw` to the first request.
+    async fn answering(raw: &'static [u8]) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn.write_all(raw).await;
+        });
+        parse_url(&format!("http://127.0.0.1:{port}/healthz")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn probes_read_what_the_kubelet_says() {
+        let ok = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        assert_eq!(probe(&ok).await, Ok(()));
+        let chunked =
+            answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n")
+                .await;
+        assert_eq!(probe(&chunked).await, Ok(()));
+        let failing =
+            answering(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 18\r\n\r\n[-]syncloop failed")
+                .await;
+        assert_eq!(probe(&failing).await, Err(Reason::HttpStatus));
+        let ssh = answering(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        assert_eq!(probe(&ssh).await, Err(Reason::Io));
     }
 
     #[tokio::test]
