@@ -226,11 +226,16 @@ def docker_rules(c):
 
     return [
         rule(c, "SentinelDockerHung",
-             f"max without (operation) (last_over_time(sentinel_docker_probe_in_flight_seconds{s}[{b}]))\n"
+             # How long it has answered nothing: the oldest last success of the
+             # probes asked every interval (the in-flight age restarts at each
+             # --collector.docker.timeout, so after an hour it would read "25s").
+             f"(\n  max without (operation) (\n    time() - last_over_time(sentinel_docker_last_success_timestamp_seconds"
+             f"{sel(c, 'operation=~' + chr(34) + 'ping|containers|inspect' + chr(34))}[{b}])\n  )\n"
+             f"    or\n  max without (operation) (last_over_time(sentinel_docker_probe_in_flight_seconds{s}[{b}]))\n)\n"
              f"  and\nlast_over_time(sentinel_docker_hung{s}[{b}]) == 1",
              d["hungFor"], "critical",
              "Docker daemon is hung: it accepts connections but answers nothing.",
-             "Docker on {{ $labels.instance }} has left a probe unanswered for "
+             "Docker on {{ $labels.instance }} has answered none of its probes for "
              "{{ $value | humanizeDuration }} while its socket still accepts connections; "
              "docker and kubectl calls on this node time out and pods stay pending.",
              "docker",
@@ -801,12 +806,12 @@ def exporter_rules(c):
              f"changes(process_start_time_seconds{s}[{e['restartsWindow']}]) >= {e['restartsThreshold']}",
              "0m", "warning",
              "node-sentinel keeps restarting.",
-             "node-sentinel on {{ $labels.instance }} started {{ $value | printf \"%.0f\" }} times in the "
+             "node-sentinel on {{ $labels.instance }} restarted {{ $value | printf \"%.0f\" }} times in the "
              f"last {e['restartsWindow']} (OOM-killed or crashing): each restart empties its trend windows, "
              "so fill-rate and D-state alerts come late or never.",
              "exporter", history="process start times over a window"),
         rule(c, "SentinelExporterFleetDown",
-             f"count by ({fleet}) (up{s} == 0)\n  /\ncount by ({fleet}) (up{s}) * 100 >= {e['fleetDownPercent']}",
+             f"count by ({fleet}) (up{s} == 0)\n  /\ncount by ({fleet}) (up{s}) * 100 > {e['fleetDownPercent']}",
              e["fleetDownFor"], "critical",
              "node-sentinel is down on much of the fleet.",
              "Prometheus cannot scrape node-sentinel on {{ $value | printf \"%.0f\" }}% of the targets of "
