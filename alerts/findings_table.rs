@@ -72,8 +72,8 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemFillingUp",
         severity: Severity::Warning,
         terms: &[
-            Term { metric: "sentinel_filesystem_seconds_until_full", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 86400.0, age: false, ignoring: &[] },
-            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 40.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_seconds_until_full", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 86400.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 40.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} will be full in {value} at the current fill rate, with less than 40% left",
@@ -83,8 +83,8 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemFillingUp",
         severity: Severity::Critical,
         terms: &[
-            Term { metric: "sentinel_filesystem_seconds_until_full", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 14400.0, age: false, ignoring: &[] },
-            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 20.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_seconds_until_full", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 14400.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 20.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} will be full in {value} at the current fill rate, with less than 20% left",
@@ -94,7 +94,7 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemAlmostFull",
         severity: Severity::Warning,
         terms: &[
-            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 5.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 5.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} has only {value} space available",
@@ -104,8 +104,8 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemAlmostFull",
         severity: Severity::Critical,
         terms: &[
-            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 3.0, age: false, ignoring: &[] },
-            Term { metric: "sentinel_filesystem_fill_rate_bytes_per_second", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Above, threshold: 0.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_avail_bytes", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_size_bytes"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 3.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_fill_rate_bytes_per_second", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Above, threshold: 0.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} has only {value} space available and it is still filling",
@@ -115,8 +115,8 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemInodesFillingUp",
         severity: Severity::Warning,
         terms: &[
-            Term { metric: "sentinel_filesystem_inodes_seconds_until_full", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 86400.0, age: false, ignoring: &[] },
-            Term { metric: "sentinel_filesystem_files_free", matchers: &[], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 40.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_inodes_seconds_until_full", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 86400.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_files_free", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 40.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} will run out of inodes in {value}, with less than 40% free",
@@ -126,8 +126,8 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemInodesFillingUp",
         severity: Severity::Critical,
         terms: &[
-            Term { metric: "sentinel_filesystem_inodes_seconds_until_full", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 14400.0, age: false, ignoring: &[] },
-            Term { metric: "sentinel_filesystem_files_free", matchers: &[], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 20.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_inodes_seconds_until_full", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 14400.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_files_free", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 20.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} will run out of inodes in {value}, with less than 20% free",
@@ -137,7 +137,7 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemInodesAlmostExhausted",
         severity: Severity::Warning,
         terms: &[
-            Term { metric: "sentinel_filesystem_files_free", matchers: &[], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 5.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_files_free", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 5.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} has only {value} of its inodes free",
@@ -147,7 +147,7 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemInodesAlmostExhausted",
         severity: Severity::Critical,
         terms: &[
-            Term { metric: "sentinel_filesystem_files_free", matchers: &[], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 3.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_files_free", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: Some("sentinel_filesystem_files"), per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 3.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "{mountpoint} has only {value} of its inodes free",
@@ -157,7 +157,7 @@ pub(crate) const ROWS: &[Row] = &[
         alert: "SentinelFilesystemStatHung",
         severity: Severity::Critical,
         terms: &[
-            Term { metric: "sentinel_filesystem_stat_hung", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Eq, threshold: 1.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_filesystem_stat_hung", matchers: &[("fstype", Op::NotRe, "^(?:squashfs|erofs|iso9660)$")], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Eq, threshold: 1.0, age: false, ignoring: &[] },
         ],
         unless: &[],
         text: "statvfs on {mountpoint} ({fstype}) hangs: a hung NFS/FUSE mount",
