@@ -12,6 +12,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "Docker daemon is hung: its socket accepts connections but probes go unanswered",
         unit: Unit::None,
+        exact: false,
     },
     Row {
         alert: "SentinelDockerDown",
@@ -24,6 +25,7 @@ pub(crate) const ROWS: &[Row] = &[
         ],
         text: "Docker daemon is down: its ping is refused or its socket is gone",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelCriRuntimeHung",
@@ -34,6 +36,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "the CRI runtime is hung: its socket accepts connections but calls go unanswered",
         unit: Unit::None,
+        exact: false,
     },
     Row {
         alert: "SentinelCriRuntimeDown",
@@ -46,6 +49,7 @@ pub(crate) const ROWS: &[Row] = &[
         ],
         text: "the CRI runtime is down: its Version call is refused or its socket is gone",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelCriNetworkNotReady",
@@ -57,6 +61,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "the CRI runtime reports NetworkReady false: new pods get no IP",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelCriContainerStuck",
@@ -67,6 +72,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "the shim of {namespace}/{pod} container {container} is hung",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemFillingUp",
@@ -78,6 +84,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} will be full in {value} at the current fill rate, with less than 40% left",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemFillingUp",
@@ -89,6 +96,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} will be full in {value} at the current fill rate, with less than 20% left",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemAlmostFull",
@@ -99,6 +107,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} has only {value} space available",
         unit: Unit::Percent,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemAlmostFull",
@@ -110,6 +119,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} has only {value} space available and it is still filling",
         unit: Unit::Percent,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemInodesFillingUp",
@@ -121,6 +131,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} will run out of inodes in {value}, with less than 40% free",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemInodesFillingUp",
@@ -132,6 +143,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} will run out of inodes in {value}, with less than 20% free",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemInodesAlmostExhausted",
@@ -142,6 +154,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} has only {value} of its inodes free",
         unit: Unit::Percent,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemInodesAlmostExhausted",
@@ -152,6 +165,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{mountpoint} has only {value} of its inodes free",
         unit: Unit::Percent,
+        exact: true,
     },
     Row {
         alert: "SentinelFilesystemStatHung",
@@ -162,6 +176,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "statvfs on {mountpoint} ({fstype}) hangs: a hung NFS/FUSE mount",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelUnitStranded",
@@ -172,6 +187,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} was stopped by a restart of {dependency} and will not come back by itself",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelRuntimeUnitDown",
@@ -183,6 +199,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} is {state}: the node's containers depend on it",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelRuntimeUnitDown",
@@ -194,6 +211,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} is {state}: the node's containers depend on it",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelRuntimeUnitDown",
@@ -205,6 +223,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} is {state}: the node's containers depend on it",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelRuntimeUnitDown",
@@ -216,6 +235,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} is {state}: the node's containers depend on it",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelUnitStartLimitHit",
@@ -226,6 +246,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} hit its start limit: systemd gave up restarting it",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelUnitRestartLoop",
@@ -236,6 +257,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} is in a restart loop",
         unit: Unit::None,
+        exact: false,
     },
     Row {
         alert: "SentinelUnitFailed",
@@ -246,6 +268,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} failed (result {result})",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelUnitRestartUnbounded",
@@ -256,6 +279,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{unit} restarts forever: Restart= without a start limit that can stop it",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelSystemdUnreachable",
@@ -266,6 +290,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "systemd does not answer on the bus: unit findings are unknown",
         unit: Unit::None,
+        exact: true,
     },
     Row {
         alert: "SentinelZombiesAccumulating",
@@ -276,6 +301,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{value} zombie children under {parent_comm}, not reaped",
         unit: Unit::Count,
+        exact: true,
     },
     Row {
         alert: "SentinelInitNotReaping",
@@ -286,6 +312,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{value} zombies wait for PID 1 to reap them",
         unit: Unit::Count,
+        exact: true,
     },
     Row {
         alert: "SentinelProcessesStuckInDState",
@@ -296,6 +323,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "a {comm} process (the container runtime or kubelet) has stayed in D state for {value} without leaving it",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelProcessesStuckInDState",
@@ -306,6 +334,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "a {comm} process (not the runtime) has stayed in D state for {value} without leaving it",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelDeletedFilesHoldingSpace",
@@ -316,6 +345,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{comm} holds {value} of {mountpoint} in deleted files it keeps open",
         unit: Unit::Percent,
+        exact: true,
     },
     Row {
         alert: "SentinelLogFileGrowthRunaway",
@@ -326,6 +356,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "{path} (group {group}) grows at {value}",
         unit: Unit::Rate,
+        exact: true,
     },
     Row {
         alert: "SentinelLogsFillingDisk",
@@ -336,6 +367,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "logs of group {group} will fill {mountpoint} in {value}",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelLogsFillingDisk",
@@ -348,6 +380,7 @@ pub(crate) const ROWS: &[Row] = &[
         ],
         text: "logs of group {group} will fill {mountpoint} in {value}",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelLogsFillingDisk",
@@ -360,6 +393,7 @@ pub(crate) const ROWS: &[Row] = &[
         ],
         text: "logs of group {group} will fill {mountpoint} in {value}",
         unit: Unit::Duration,
+        exact: true,
     },
     Row {
         alert: "SentinelKernelTaskHung",
@@ -370,6 +404,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: task {comm} was blocked in D state past the hung-task timeout {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelRuntimeTaskHung",
@@ -380,6 +415,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: {comm} was blocked in D state past the hung-task timeout {value} ago",
         unit: Unit::Age,
+        exact: true,
     },
     Row {
         alert: "SentinelKernelOomKill",
@@ -390,6 +426,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: the OOM killer killed {comm} {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelRuntimeOomKilled",
@@ -400,6 +437,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: the OOM killer killed {comm} {value} ago",
         unit: Unit::Age,
+        exact: true,
     },
     Row {
         alert: "SentinelKernelFilesystemError",
@@ -410,6 +448,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: a filesystem error {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelFilesystemReadOnly",
@@ -420,6 +459,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: a filesystem was remounted read-only after an error {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelIoErrors",
@@ -430,6 +470,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: a block I/O error {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelLockup",
@@ -440,6 +481,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: a {reason} {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelNfsNotResponding",
@@ -450,6 +492,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: an NFS server did not respond {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelConntrackFull",
@@ -460,6 +503,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "kernel: the conntrack table was full, packets dropped {value} ago",
         unit: Unit::Age,
+        exact: false,
     },
     Row {
         alert: "SentinelKernelLogUnreadable",
@@ -470,6 +514,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "the kernel log (/dev/kmsg) cannot be read: kernel problems other than hung tasks and OOM kills go unseen",
         unit: Unit::None,
+        exact: false,
     },
     Row {
         alert: "SentinelCollectorFailing",
@@ -480,6 +525,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "the {collector} collector is failing: its findings are unknown",
         unit: Unit::None,
+        exact: false,
     },
     Row {
         alert: "SentinelSeriesDropped",
@@ -490,6 +536,7 @@ pub(crate) const ROWS: &[Row] = &[
         unless: &[],
         text: "the {collector} collector cut {value} series at a label cap",
         unit: Unit::Count,
+        exact: false,
     },
 ];
 

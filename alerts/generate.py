@@ -199,7 +199,7 @@ def rule(c, name, expr, for_, severity, summary, description, runbook, finding=N
         "runbook_url": f"{c['runbookBase']}/{runbook}.md#{name.lower()}",
     }
     for f in findings or [finding_row]:
-        RULES.append((name, severity, f, history))
+        RULES.append((name, severity, f, history, bool(findings)))
     return r
 
 
@@ -840,7 +840,7 @@ def table(c):
         "pub(crate) const ROWS: &[Row] = &[",
     ]
     history = []
-    for name, sev, finding, why in RULES:
+    for name, sev, finding, why, exact in RULES:
         if finding is None:
             history.append((name, sev, why or "needs Prometheus's history"))
             continue
@@ -855,6 +855,7 @@ def table(c):
             f"        unless: &[{unless}],\n"
             f"        text: {rust_str(finding.text)},\n"
             f"        unit: Unit::{finding.unit.capitalize()},\n"
+            f"        exact: {str(exact).lower()},\n"
             "    },")
     lines.append("];")
     lines.append("")

@@ -116,6 +116,11 @@ pub(crate) struct Row {
     pub unless: &'static [Term],
     pub text: &'static str,
     pub unit: Unit,
+    /// The rule's expression is rendered from this row itself; otherwise the
+    /// row is the same condition on the exporter's own series (a kernel
+    /// record's timestamp for a counter's increase, the hang flag without the
+    /// figure the alert prints).
+    pub exact: bool,
 }
 
 include!("../alerts/findings_table.rs");
@@ -173,9 +178,10 @@ pub fn history_only() -> &'static [(&'static str, Severity, &'static str)] {
     HISTORY_ONLY
 }
 
-/// Every bundled alert that has a finding (the alert's name once per row).
-pub fn judged_alerts() -> impl Iterator<Item = (&'static str, Severity)> {
-    ROWS.iter().map(|r| (r.alert, r.severity))
+/// Every bundled alert that has a finding, once per row, and whether the
+/// rule's expression is rendered from that row itself.
+pub fn judged_alerts() -> impl Iterator<Item = (&'static str, Severity, bool)> {
+    ROWS.iter().map(|r| (r.alert, r.severity, r.exact))
 }
 
 /// Compiled regex matchers, once per evaluation. A pattern that does not

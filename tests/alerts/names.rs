@@ -58,6 +58,7 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_systemd_unit_restart_unbounded",
     "sentinel_systemd_unit_stranded",
     "sentinel_systemd_unit_failed",
+    "sentinel_systemd_unit_start_limit_hit",
     "sentinel_zombie_processes",
     "sentinel_zombie_oldest_age_seconds",
     "sentinel_zombie_processes_reaped_by_init_pending",
