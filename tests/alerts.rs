@@ -357,7 +357,10 @@ fn every_alert_has_a_finding_or_is_named_history_only() {
             .iter()
             .map(|(a, s, _)| (a.to_string(), severity(*s).to_string())),
     );
-    assert_eq!(rules, table, "alerts/findings_table.rs is out of step with the rules");
+    assert_eq!(
+        rules, table,
+        "alerts/findings_table.rs is out of step with the rules"
+    );
 }
 
 /// One series of a snapshot: family, labels, value.
@@ -387,8 +390,16 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                 ("sentinel_docker_hung", vec![], 0.0),
                 ("sentinel_cri_up", vec![], 1.0),
                 ("sentinel_cri_hung", vec![], 0.0),
-                ("sentinel_cri_runtime_condition", vec![("condition", "NetworkReady")], 0.0),
-                ("sentinel_cri_runtime_condition", vec![("condition", "RuntimeReady")], 1.0),
+                (
+                    "sentinel_cri_runtime_condition",
+                    vec![("condition", "NetworkReady")],
+                    0.0,
+                ),
+                (
+                    "sentinel_cri_runtime_condition",
+                    vec![("condition", "RuntimeReady")],
+                    1.0,
+                ),
                 (
                     "sentinel_cri_container_stuck",
                     vec![("container", "api"), ("namespace", "web"), ("pod", "api-1")],
@@ -396,11 +407,23 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                 ),
                 ("sentinel_filesystem_size_bytes", fs("/", "ext4"), 1000.0),
                 ("sentinel_filesystem_avail_bytes", fs("/", "ext4"), 25.0),
-                ("sentinel_filesystem_seconds_until_full", fs("/", "ext4"), 3000.0),
-                ("sentinel_filesystem_fill_rate_bytes_per_second", fs("/", "ext4"), 0.01),
+                (
+                    "sentinel_filesystem_seconds_until_full",
+                    fs("/", "ext4"),
+                    3000.0,
+                ),
+                (
+                    "sentinel_filesystem_fill_rate_bytes_per_second",
+                    fs("/", "ext4"),
+                    0.01,
+                ),
                 ("sentinel_filesystem_files", fs("/", "ext4"), 1000.0),
                 ("sentinel_filesystem_files_free", fs("/", "ext4"), 150.0),
-                ("sentinel_filesystem_inodes_seconds_until_full", fs("/", "ext4"), 10000.0),
+                (
+                    "sentinel_filesystem_inodes_seconds_until_full",
+                    fs("/", "ext4"),
+                    10000.0,
+                ),
                 ("sentinel_filesystem_stat_hung", fs("/mnt/nfs", "nfs4"), 1.0),
                 (
                     "sentinel_systemd_unit_stranded",
@@ -412,16 +435,36 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                     with(u("docker.service"), &[("state", "failed")]),
                     1.0,
                 ),
-                ("sentinel_systemd_unit_start_limit_hit", u("docker.service"), 1.0),
-                ("sentinel_systemd_unit_restart_loop", u("protokube.service"), 1.0),
-                ("sentinel_systemd_unit_restart_loop", u("user@1000.service"), 1.0),
+                (
+                    "sentinel_systemd_unit_start_limit_hit",
+                    u("docker.service"),
+                    1.0,
+                ),
+                (
+                    "sentinel_systemd_unit_restart_loop",
+                    u("protokube.service"),
+                    1.0,
+                ),
+                (
+                    "sentinel_systemd_unit_restart_loop",
+                    u("user@1000.service"),
+                    1.0,
+                ),
                 (
                     "sentinel_systemd_unit_failed",
                     with(u("docker.service"), &[("result", "start-limit-hit")]),
                     1.0,
                 ),
-                ("sentinel_systemd_unit_restart_unbounded", u("protokube.service"), 1.0),
-                ("sentinel_systemd_unit_restart_unbounded", u("kubelet.service"), 1.0),
+                (
+                    "sentinel_systemd_unit_restart_unbounded",
+                    u("protokube.service"),
+                    1.0,
+                ),
+                (
+                    "sentinel_systemd_unit_restart_unbounded",
+                    u("kubelet.service"),
+                    1.0,
+                ),
                 ("sentinel_systemd_up", vec![], 1.0),
                 (
                     "sentinel_zombie_processes",
@@ -433,10 +476,26 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                     vec![("comm", "dockerd"), ("parent_comm", "docker-healthc")],
                     4.0,
                 ),
-                ("sentinel_zombie_processes_reaped_by_init_pending", vec![], 1.0),
-                ("sentinel_processes_uninterruptible_oldest_seconds", vec![("comm", "kubelet")], 120.0),
-                ("sentinel_processes_uninterruptible_oldest_seconds", vec![("comm", "tar")], 400.0),
-                ("sentinel_processes_uninterruptible_oldest_seconds", vec![("comm", "postgres")], 119.0),
+                (
+                    "sentinel_zombie_processes_reaped_by_init_pending",
+                    vec![],
+                    1.0,
+                ),
+                (
+                    "sentinel_processes_uninterruptible_oldest_seconds",
+                    vec![("comm", "kubelet")],
+                    120.0,
+                ),
+                (
+                    "sentinel_processes_uninterruptible_oldest_seconds",
+                    vec![("comm", "tar")],
+                    400.0,
+                ),
+                (
+                    "sentinel_processes_uninterruptible_oldest_seconds",
+                    vec![("comm", "postgres")],
+                    119.0,
+                ),
                 (
                     "sentinel_deleted_open_files_bytes",
                     vec![("comm", "java"), ("mountpoint", "/")],
@@ -457,8 +516,16 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                     vec![("group", "journal"), ("mountpoint", "/")],
                     3500.0,
                 ),
-                ("sentinel_collector_success", vec![("collector", "logs")], 0.0),
-                ("sentinel_series_dropped", vec![("collector", "docker")], 3.0),
+                (
+                    "sentinel_collector_success",
+                    vec![("collector", "logs")],
+                    0.0,
+                ),
+                (
+                    "sentinel_series_dropped",
+                    vec![("collector", "docker")],
+                    3.0,
+                ),
                 ("sentinel_kernel_log_readable", vec![], 0.0),
             ],
         ),
@@ -470,17 +537,45 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                 ("sentinel_docker_hung", vec![], 1.0),
                 ("sentinel_cri_up", vec![], 0.0),
                 ("sentinel_cri_hung", vec![], 1.0),
-                ("sentinel_cri_runtime_condition", vec![("condition", "NetworkReady")], 0.0),
+                (
+                    "sentinel_cri_runtime_condition",
+                    vec![("condition", "NetworkReady")],
+                    0.0,
+                ),
                 // a static full /boot, a full squashfs, a roomy /
-                ("sentinel_filesystem_size_bytes", fs("/boot", "ext4"), 1000.0),
+                (
+                    "sentinel_filesystem_size_bytes",
+                    fs("/boot", "ext4"),
+                    1000.0,
+                ),
                 ("sentinel_filesystem_avail_bytes", fs("/boot", "ext4"), 50.0),
-                ("sentinel_filesystem_fill_rate_bytes_per_second", fs("/boot", "ext4"), 0.0),
-                ("sentinel_filesystem_seconds_until_full", fs("/boot", "ext4"), f64::INFINITY),
-                ("sentinel_filesystem_size_bytes", fs("/snap/core", "squashfs"), 1000.0),
-                ("sentinel_filesystem_avail_bytes", fs("/snap/core", "squashfs"), 0.0),
+                (
+                    "sentinel_filesystem_fill_rate_bytes_per_second",
+                    fs("/boot", "ext4"),
+                    0.0,
+                ),
+                (
+                    "sentinel_filesystem_seconds_until_full",
+                    fs("/boot", "ext4"),
+                    f64::INFINITY,
+                ),
+                (
+                    "sentinel_filesystem_size_bytes",
+                    fs("/snap/core", "squashfs"),
+                    1000.0,
+                ),
+                (
+                    "sentinel_filesystem_avail_bytes",
+                    fs("/snap/core", "squashfs"),
+                    0.0,
+                ),
                 ("sentinel_filesystem_size_bytes", fs("/", "ext4"), 1000.0),
                 ("sentinel_filesystem_avail_bytes", fs("/", "ext4"), 400.0),
-                ("sentinel_filesystem_seconds_until_full", fs("/", "ext4"), 86400.0),
+                (
+                    "sentinel_filesystem_seconds_until_full",
+                    fs("/", "ext4"),
+                    86400.0,
+                ),
                 ("sentinel_filesystem_files", fs("/", "ext4"), 1000.0),
                 ("sentinel_filesystem_files_free", fs("/", "ext4"), 50.0),
                 ("sentinel_filesystem_stat_hung", fs("/", "ext4"), 0.0),
@@ -490,13 +585,37 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                     with(u("crio.service"), &[("state", "inactive")]),
                     1.0,
                 ),
-                ("sentinel_systemd_unit_restart_loop", u("logrotate.service"), 0.0),
-                ("sentinel_systemd_unit_stranded", with(u("a.service"), &[("dependency", "")]), 0.0),
-                ("sentinel_zombie_processes", vec![("comm", "sh"), ("parent_comm", "cron")], 9.0),
-                ("sentinel_zombie_processes_reaped_by_init_pending", vec![], 0.0),
+                (
+                    "sentinel_systemd_unit_restart_loop",
+                    u("logrotate.service"),
+                    0.0,
+                ),
+                (
+                    "sentinel_systemd_unit_stranded",
+                    with(u("a.service"), &[("dependency", "")]),
+                    0.0,
+                ),
+                (
+                    "sentinel_zombie_processes",
+                    vec![("comm", "sh"), ("parent_comm", "cron")],
+                    9.0,
+                ),
+                (
+                    "sentinel_zombie_processes_reaped_by_init_pending",
+                    vec![],
+                    0.0,
+                ),
                 // busy postgres: always some backend in D, none for long
-                ("sentinel_processes_uninterruptible", vec![("comm", "postgres")], 40.0),
-                ("sentinel_processes_uninterruptible_oldest_seconds", vec![("comm", "postgres")], 0.3),
+                (
+                    "sentinel_processes_uninterruptible",
+                    vec![("comm", "postgres")],
+                    40.0,
+                ),
+                (
+                    "sentinel_processes_uninterruptible_oldest_seconds",
+                    vec![("comm", "postgres")],
+                    0.3,
+                ),
                 // a capped journal: not growing
                 (
                     "sentinel_log_seconds_until_filesystem_full",
@@ -508,8 +627,16 @@ fn snapshots() -> Vec<(&'static str, Vec<Series>)> {
                     vec![("group", "varlog"), ("path", "/var/log/syslog")],
                     1048576.0,
                 ),
-                ("sentinel_collector_success", vec![("collector", "logs")], 1.0),
-                ("sentinel_series_dropped", vec![("collector", "docker")], 0.0),
+                (
+                    "sentinel_collector_success",
+                    vec![("collector", "logs")],
+                    1.0,
+                ),
+                (
+                    "sentinel_series_dropped",
+                    vec![("collector", "docker")],
+                    0.0,
+                ),
                 ("sentinel_kernel_log_readable", vec![], 1.0),
                 ("sentinel_systemd_up", vec![], 0.0),
             ],
@@ -546,7 +673,10 @@ fn findings_are_exactly_the_pending_and_firing_alerts_on_the_same_snapshot() {
             families
                 .entry(name)
                 .or_insert_with(|| Family::gauge(name, ""))
-                .push(labels.iter().map(|(k, v)| (*k, v.to_string())).collect(), *v);
+                .push(
+                    labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+                    *v,
+                );
         }
         let found = findings::evaluate_at(families.values(), eval as f64);
         let mut want: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -555,13 +685,20 @@ fn findings_are_exactly_the_pending_and_firing_alerts_on_the_same_snapshot() {
                 *want.entry((f.alert, severity(f.severity))).or_default() += 1;
             }
         }
-        assert!(!want.is_empty() || what.starts_with("a healthy"), "{what}: {found:#?}");
+        assert!(
+            !want.is_empty() || what.starts_with("a healthy"),
+            "{what}: {found:#?}"
+        );
         let mut yaml = format!(
             "rule_files: [{}]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n",
             names::rule_file().display()
         );
         for (name, labels, v) in &series {
-            let value = if v.is_infinite() { "Inf".to_string() } else { format!("{v}") };
+            let value = if v.is_infinite() {
+                "Inf".to_string()
+            } else {
+                format!("{v}")
+            };
             let values = vec![value; 71].join(" ");
             yaml.push_str(&format!(
                 "      - series: '{name}{{{}}}'\n        values: '{values}'\n",
@@ -609,22 +746,38 @@ fn the_alertmanager_snippet_routes_criticals_to_the_pager_and_warnings_to_ticket
     run_ok(amtool, &["check-config", SNIPPET]);
     for (labels, receiver) in [
         (
-            &["alertname=SentinelDockerHung", "severity=critical", "instance=node-a"][..],
+            &[
+                "alertname=SentinelDockerHung",
+                "severity=critical",
+                "instance=node-a",
+            ][..],
             "pager",
         ),
         (
-            &["alertname=SentinelFilesystemFillingUp", "severity=warning", "instance=node-b"][..],
+            &[
+                "alertname=SentinelFilesystemFillingUp",
+                "severity=warning",
+                "instance=node-b",
+            ][..],
             "tickets",
         ),
         (
-            &["alertname=SentinelSeriesDropped", "severity=info", "instance=node-b"][..],
+            &[
+                "alertname=SentinelSeriesDropped",
+                "severity=info",
+                "instance=node-b",
+            ][..],
             "tickets",
         ),
     ] {
         let mut args = vec!["config", "routes", "test", "--config.file", SNIPPET];
         args.extend_from_slice(labels);
         let out = run_ok(amtool, &args);
-        assert_eq!(out.lines().next().unwrap_or(""), receiver, "{labels:?}: {out}");
+        assert_eq!(
+            out.lines().next().unwrap_or(""),
+            receiver,
+            "{labels:?}: {out}"
+        );
     }
 }
 
@@ -649,8 +802,14 @@ fn one_nodes_critical_does_not_inhibit_another_nodes_warning() {
     let log = std::fs::File::create(dir.path().join("am.log")).unwrap();
     let _am = Alertmanager(
         Command::new(am)
-            .arg(format!("--config.file={}", names::root().join(SNIPPET).display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                names::root().join(SNIPPET).display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .stdout(log.try_clone().unwrap())
@@ -666,12 +825,36 @@ fn one_nodes_critical_does_not_inhibit_another_nodes_warning() {
     let url = format!("--alertmanager.url=http://127.0.0.1:{port}");
     // kube-prometheus stamps its own namespace on every scraped series: the
     // trap its default inhibition (equal: [namespace, alertname]) falls into.
-    let kube = ["namespace=monitoring", "pod=node-sentinel-x", "job=node-sentinel"];
+    let kube = [
+        "namespace=monitoring",
+        "pod=node-sentinel-x",
+        "job=node-sentinel",
+    ];
     let alerts: [&[&str]; 4] = [
-        &["alertname=SentinelFilesystemFillingUp", "severity=critical", "instance=node-a", "mountpoint=/"],
-        &["alertname=SentinelFilesystemFillingUp", "severity=warning", "instance=node-a", "mountpoint=/"],
-        &["alertname=SentinelFilesystemFillingUp", "severity=warning", "instance=node-b", "mountpoint=/"],
-        &["alertname=SentinelFilesystemFillingUp", "severity=warning", "instance=node-a", "mountpoint=/data"],
+        &[
+            "alertname=SentinelFilesystemFillingUp",
+            "severity=critical",
+            "instance=node-a",
+            "mountpoint=/",
+        ],
+        &[
+            "alertname=SentinelFilesystemFillingUp",
+            "severity=warning",
+            "instance=node-a",
+            "mountpoint=/",
+        ],
+        &[
+            "alertname=SentinelFilesystemFillingUp",
+            "severity=warning",
+            "instance=node-b",
+            "mountpoint=/",
+        ],
+        &[
+            "alertname=SentinelFilesystemFillingUp",
+            "severity=warning",
+            "instance=node-a",
+            "mountpoint=/data",
+        ],
     ];
     for labels in alerts {
         let mut args = vec!["alert", "add", url.as_str()];
@@ -681,7 +864,15 @@ fn one_nodes_critical_does_not_inhibit_another_nodes_warning() {
     }
     let state = |instance: &str, severity: &str, mountpoint: &str| -> Option<String> {
         let out = Command::new(&amtool)
-            .args(["-o", "json", "alert", "query", "--active", "--inhibited", url.as_str()])
+            .args([
+                "-o",
+                "json",
+                "alert",
+                "query",
+                "--active",
+                "--inhibited",
+                url.as_str(),
+            ])
             .output()
             .ok()?;
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -699,7 +890,15 @@ fn one_nodes_critical_does_not_inhibit_another_nodes_warning() {
         "node-a's warning on / inhibited by its critical",
         || (state("node-a", "warning", "/").as_deref() == Some("suppressed")).then_some(()),
     );
-    assert_eq!(state("node-b", "warning", "/").as_deref(), Some("active"), "another node");
-    assert_eq!(state("node-a", "warning", "/data").as_deref(), Some("active"), "another mount");
+    assert_eq!(
+        state("node-b", "warning", "/").as_deref(),
+        Some("active"),
+        "another node"
+    );
+    assert_eq!(
+        state("node-a", "warning", "/data").as_deref(),
+        Some("active"),
+        "another mount"
+    );
     assert_eq!(state("node-a", "critical", "/").as_deref(), Some("active"));
 }
