@@ -1,5 +1,12 @@
 //! `node-sentinel diagnose`: the enabled collectors watch the node for a few
 //! seconds, then the findings are printed in words for the person on the box.
+//!
+//! The findings are the bundled alert rules' own conditions (see
+//! [`crate::findings`]), so the exit code is 3 exactly when a bundled
+//! critical or warning alert would be pending or firing on what the exporter
+//! sees; info alerts are printed and leave it 0. Alerts that need
+//! Prometheus's history are named at the end, so "nothing found" is not read
+//! as "no alert can fire".
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -39,7 +46,13 @@ pub async fn run(cli: &Cli, watch: Duration) -> (String, bool) {
         let _ = writeln!(out, "Nothing wrong found.");
     }
     for f in &found {
-        let _ = writeln!(out, "{:<9} {}", f.severity.as_str().to_uppercase(), f.text);
+        let _ = writeln!(
+            out,
+            "{:<9} {} [{}]",
+            f.severity.as_str().to_uppercase(),
+            f.text,
+            f.alert
+        );
     }
     let _ = writeln!(
         out,
@@ -47,6 +60,17 @@ pub async fn run(cli: &Cli, watch: Duration) -> (String, bool) {
         cli.collectors.filesystem.trend_window / 10,
         cli.collectors.logs.trend_window / 10
     );
+    let mut history: Vec<&str> = findings::history_only()
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect();
+    history.dedup();
+    let _ = writeln!(
+        out,
+        "Alerts only Prometheus can judge (they need its history): {}.",
+        history.join(", ")
+    );
+    // Info alerts are configuration hygiene: shown, but not a finding to act on.
     let serious = found.iter().any(|f| f.severity != Severity::Info);
     (out, serious)
 }

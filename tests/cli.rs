@@ -160,7 +160,7 @@ fn diagnose_prints_findings_in_words_and_exits_by_severity() {
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("collector docker"), "{stdout}");
     assert!(
-        stdout.contains("WARNING   Docker daemon is not answering"),
+        stdout.contains("CRITICAL  Docker daemon is down"),
         "{stdout}"
     );
 
