@@ -451,6 +451,17 @@ pub(crate) const ROWS: &[Row] = &[
         exact: false,
     },
     Row {
+        alert: "SentinelFilesystemErrorsRecorded",
+        severity: Severity::Warning,
+        terms: &[
+            Term { metric: "sentinel_kernel_filesystem_errors", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Above, threshold: 0.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "{mountpoint} ({device}) has {value} filesystem error(s) recorded: run fsck",
+        unit: Unit::Count,
+        exact: true,
+    },
+    Row {
         alert: "SentinelKernelFilesystemReadOnly",
         severity: Severity::Critical,
         terms: &[
@@ -517,6 +528,85 @@ pub(crate) const ROWS: &[Row] = &[
         exact: false,
     },
     Row {
+        alert: "SentinelKubeletEvictionImminent",
+        severity: Severity::Critical,
+        terms: &[
+            Term { metric: "sentinel_kubelet_seconds_until_eviction", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 3600.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_kubelet_seconds_until_eviction", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Above, threshold: 0.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "the kubelet starts evicting pods in {value}: {mountpoint} reaches its {signal} threshold",
+        unit: Unit::Duration,
+        exact: false,
+    },
+    Row {
+        alert: "SentinelKubeletEvictionPredicted",
+        severity: Severity::Warning,
+        terms: &[
+            Term { metric: "sentinel_kubelet_seconds_until_eviction", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 21600.0, age: false, ignoring: &[] },
+            Term { metric: "sentinel_kubelet_seconds_until_eviction", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::AtLeast, threshold: 3600.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "the kubelet starts evicting pods in {value}: {mountpoint} reaches its {signal} threshold",
+        unit: Unit::Duration,
+        exact: false,
+    },
+    Row {
+        alert: "SentinelKubeletEvicting",
+        severity: Severity::Critical,
+        terms: &[
+            Term { metric: "sentinel_kubelet_eviction_headroom_bytes", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 0.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "the kubelet is evicting pods: {mountpoint} is past its {signal} threshold",
+        unit: Unit::None,
+        exact: false,
+    },
+    Row {
+        alert: "SentinelKubeletEvicting",
+        severity: Severity::Critical,
+        terms: &[
+            Term { metric: "sentinel_kubelet_eviction_headroom_inodes", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 0.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "the kubelet is evicting pods: {mountpoint} is past its {signal} threshold",
+        unit: Unit::None,
+        exact: false,
+    },
+    Row {
+        alert: "SentinelKubeletEvictionSignalDisabled",
+        severity: Severity::Warning,
+        terms: &[
+            Term { metric: "sentinel_kubelet_eviction_signal_disabled", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Eq, threshold: 1.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "the kubelet's {signal} eviction signal is switched off by a partial evictionHard",
+        unit: Unit::None,
+        exact: false,
+    },
+    Row {
+        alert: "SentinelKubeletImageGCBehind",
+        severity: Severity::Warning,
+        terms: &[
+            Term { metric: "sentinel_kubelet_image_gc_headroom_bytes", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Below, threshold: 0.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "{mountpoint} is past the kubelet's image GC high threshold",
+        unit: Unit::None,
+        exact: false,
+    },
+    Row {
+        alert: "SentinelKubeletPodLogNotRotating",
+        severity: Severity::Warning,
+        terms: &[
+            Term { metric: "sentinel_kubelet_container_log_oversize", matchers: &[], per: None, per_without: &[], per_ignoring: &[], sum_without: None, cmp: Cmp::Eq, threshold: 1.0, age: false, ignoring: &[] },
+        ],
+        unless: &[],
+        text: "the log of {namespace}/{pod} container {container} is not being rotated",
+        unit: Unit::None,
+        exact: false,
+    },
+    Row {
         alert: "SentinelCollectorFailing",
         severity: Severity::Warning,
         terms: &[
@@ -549,13 +639,7 @@ pub(crate) const HISTORY_ONLY: &[(&str, Severity, &str)] = &[
     ("SentinelCriRuntimeRestarting", Severity::Warning, "restarts in each of several windows"),
     ("SentinelFilesystemFillingFast", Severity::Critical, "a trend over Prometheus's own samples"),
     ("SentinelKernelConntrackFull", Severity::Critical, "joined with a Kubernetes-only series"),
-    ("SentinelKubeletEvictionImminent", Severity::Critical, "needs Prometheus's history"),
-    ("SentinelKubeletEvictionPredicted", Severity::Warning, "needs Prometheus's history"),
-    ("SentinelKubeletEvicting", Severity::Critical, "needs Prometheus's history"),
-    ("SentinelKubeletEvictionSignalDisabled", Severity::Warning, "needs Prometheus's history"),
-    ("SentinelKubeletImageGCBehind", Severity::Warning, "needs Prometheus's history"),
-    ("SentinelKubeletPodLogNotRotating", Severity::Warning, "needs Prometheus's history"),
-    ("SentinelKubeletBlindToRuntimeHang", Severity::Critical, "needs Prometheus's history"),
+    ("SentinelKubeletBlindToRuntimeHang", Severity::Critical, "a join of two collectors' series across rounds"),
     ("SentinelCollectorStale", Severity::Warning, "whether a timestamp moved over a window"),
     ("SentinelExporterDown", Severity::Critical, "Prometheus's scrape of the exporter"),
     ("SentinelExporterRestarting", Severity::Warning, "process start times over a window"),

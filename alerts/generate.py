@@ -198,7 +198,8 @@ def rule(c, name, expr, for_, severity, summary, description, runbook, finding=N
         "description": description,
         "runbook_url": f"{c['runbookBase']}/{runbook}.md#{name.lower()}",
     }
-    for f in findings or [finding_row]:
+    rows = finding_row if isinstance(finding_row, list) else [finding_row]
+    for f in findings or rows:
         RULES.append((name, severity, f, history, bool(findings)))
     return r
 
@@ -698,6 +699,15 @@ def kernel_rules(c):
              "(ext4, XFS or btrfs found corruption): data on that filesystem is at risk and it may be "
              "remounted read-only or shut down next.",
              "kernel", finding_row=ev("fs_error", "kernel: a filesystem error {value} ago")),
+        rule(c, "SentinelFilesystemErrorsRecorded", None,
+             "0m", "warning",
+             "A filesystem has recorded errors that fsck has not repaired.",
+             "ext4 on {{ $labels.instance }} recorded {{ $value | printf \"%.0f\" }} error(s) in the superblock of "
+             "{{ $labels.mountpoint }} ({{ $labels.device }}): it found corruption and carried on (or remounted "
+             "read-only); the count stays until fsck repairs the filesystem.",
+             "kernel", finding=Finding([Term("sentinel_kernel_filesystem_errors", ">", 0)],
+                                       "{mountpoint} ({device}) has {value} filesystem error(s) recorded: run fsck",
+                                       "count")),
         rule(c, "SentinelKernelFilesystemReadOnly", problems('reason="fs_remount_readonly"'),
              "0m", "critical",
              "The kernel remounted a filesystem read-only after an error.",
@@ -768,14 +778,22 @@ def kubelet_rules(c):
              "{{ $labels.mountpoint }} on {{ $labels.instance }} reaches the kubelet's hard "
              "{{ $labels.signal }} eviction threshold in {{ $value | humanizeDuration }} at its current fill rate; "
              "then the node reports DiskPressure and pods are evicted, long before the disk is full.",
-             "kubelet"),
+             "kubelet", finding_row=Finding(
+                 [Term("sentinel_kubelet_seconds_until_eviction", "<", k["evictionCriticalHorizon"]),
+                  Term("sentinel_kubelet_seconds_until_eviction", ">", 0)],
+                 "the kubelet starts evicting pods in {value}: {mountpoint} reaches its {signal} threshold",
+                 "duration")),
         rule(c, "SentinelKubeletEvictionPredicted",
              f"{until} < {k['evictionWarningHorizon']}\n  and\n{until} >= {k['evictionCriticalHorizon']}",
              k["evictionWarningFor"], "warning",
              "The kubelet will start evicting pods within hours.",
              "{{ $labels.mountpoint }} on {{ $labels.instance }} reaches the kubelet's hard "
              "{{ $labels.signal }} eviction threshold in {{ $value | humanizeDuration }} at its current fill rate.",
-             "kubelet"),
+             "kubelet", finding_row=Finding(
+                 [Term("sentinel_kubelet_seconds_until_eviction", "<", k["evictionWarningHorizon"]),
+                  Term("sentinel_kubelet_seconds_until_eviction", ">=", k["evictionCriticalHorizon"])],
+                 "the kubelet starts evicting pods in {value}: {mountpoint} reaches its {signal} threshold",
+                 "duration")),
         rule(c, "SentinelKubeletEvicting",
              f"0 - sentinel_kubelet_eviction_headroom_bytes{s} > 0\n  or\n0 - sentinel_kubelet_eviction_headroom_inodes{s} > 0",
              k["evictingFor"], "critical",
@@ -783,14 +801,20 @@ def kubelet_rules(c):
              "{{ $labels.mountpoint }} on {{ $labels.instance }} is {{ $value | humanize }} past the kubelet's "
              "hard {{ $labels.signal }} threshold (bytes, or inodes for inodesFree); the node reports DiskPressure, "
              "pods are being evicted and new ones are not scheduled.",
-             "kubelet"),
+             "kubelet", finding_row=[
+                 Finding([Term("sentinel_kubelet_eviction_headroom_bytes", "<", 0)],
+                         "the kubelet is evicting pods: {mountpoint} is past its {signal} threshold", "none"),
+                 Finding([Term("sentinel_kubelet_eviction_headroom_inodes", "<", 0)],
+                         "the kubelet is evicting pods: {mountpoint} is past its {signal} threshold", "none")]),
         rule(c, "SentinelKubeletEvictionSignalDisabled",
              f"sentinel_kubelet_eviction_signal_disabled{s} == 1",
              k["signalDisabledFor"], "warning",
              "A kubelet eviction signal is switched off.",
              "The kubelet config on {{ $labels.instance }} sets evictionHard without {{ $labels.signal }}, which "
              "turns that signal off: the node can fill to 100% without DiskPressure or evictions.",
-             "kubelet"),
+             "kubelet", finding_row=Finding([Term("sentinel_kubelet_eviction_signal_disabled", "==", 1)],
+                                            "the kubelet's {signal} eviction signal is switched off by a partial evictionHard",
+                                            "none")),
         rule(c, "SentinelKubeletImageGCBehind",
              f"0 - sentinel_kubelet_image_gc_headroom_bytes{s} > 0",
              k["imageGCBehindFor"], "warning",
@@ -798,7 +822,8 @@ def kubelet_rules(c):
              "The image filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} has stayed "
              "{{ $value | humanize1024 }}B past the kubelet's imageGCHighThresholdPercent for " + k["imageGCBehindFor"] +
              ": the images in use (or another writer on it) fill it faster than GC frees it.",
-             "kubelet"),
+             "kubelet", finding_row=Finding([Term("sentinel_kubelet_image_gc_headroom_bytes", "<", 0)],
+                                            "{mountpoint} is past the kubelet's image GC high threshold", "none")),
         rule(c, "SentinelKubeletPodLogNotRotating",
              f"sentinel_kubelet_container_log_oversize{s} == 1",
              k["podLogNotRotatingFor"], "warning",
@@ -806,7 +831,9 @@ def kubelet_rules(c):
              "The log of container {{ $labels.container }} in pod {{ $labels.namespace }}/{{ $labels.pod }} on "
              "{{ $labels.instance }} is more than twice the kubelet's containerLogMaxSize: its rotation is not happening "
              "and the log grows until the disk fills.",
-             "kubelet"),
+             "kubelet", finding_row=Finding([Term("sentinel_kubelet_container_log_oversize", "==", 1)],
+                                            "the log of {namespace}/{pod} container {container} is not being rotated",
+                                            "none")),
         rule(c, "SentinelKubeletBlindToRuntimeHang",
              f"max without () (sentinel_docker_hung{s} == 1 or sentinel_cri_hung{s} == 1)\n"
              f"  and on (instance)\nsentinel_kubelet_healthz_up{s} == 1",
@@ -814,7 +841,7 @@ def kubelet_rules(c):
              "The container runtime is hung while the kubelet reports itself healthy.",
              "The container runtime on {{ $labels.instance }} is hung, yet the kubelet's healthz keeps answering ok: "
              "the node stays Ready and keeps accepting pods that can never start.",
-             "kubelet"),
+             "kubelet", history="a join of two collectors' series across rounds"),
     ]
 
 

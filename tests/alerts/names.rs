@@ -85,6 +85,8 @@ pub const CONTRACT: &[&str] = &[
     "sentinel_kernel_problems_total",
     "sentinel_kernel_hung_tasks_total",
     "sentinel_kernel_oom_kills_total",
+    "sentinel_kernel_filesystem_errors",
+    "sentinel_kernel_filesystem_last_error_timestamp_seconds",
     "sentinel_kernel_last_problem_timestamp_seconds",
     "sentinel_kernel_log_readable",
     "sentinel_kernel_log_records_total",
