@@ -3,17 +3,18 @@
 //!
 //! Two estimates, and the rule that picks one.
 //!
-//! - **Long**: the Theil–Sen slope (the median of all pairwise slopes) over the
-//!   whole trend window, the more cautious of three subsets (all samples;
-//!   without the newest three, `SETTLE_SAMPLES`; the newest two thirds). Least
-//!   squares would let one sample dominate: a file written and deleted, or a
-//!   one-off download that stays, would read as "filling" for the whole
-//!   window. Theil–Sen ignores up to ~29 % outlying samples and a step, except
-//!   while the step sits in the middle tenth of the window (then slightly more
-//!   than half of all pairs straddle it); in the newest two thirds that same
-//!   step sits at a quarter, so the cautious pick reads flat there too. It is
-//!   slow on purpose: after a flat hour an abrupt fill reads "not filling" for
-//!   ~18 minutes and under half its rate for ~31 (1 h window).
+//! - **Long**: a Theil–Sen slope over the whole trend window, the more
+//!   cautious of two: the 45th percentile of all pairwise slopes, and their
+//!   median without the newest three samples (`SETTLE_SAMPLES`: early on, a
+//!   burst still on disk is a large share of few samples). Least squares
+//!   would let one sample dominate: a file written and deleted, or a one-off
+//!   download that stays, would read as "filling" for the whole window.
+//!   Pairwise slopes ignore up to ~29 % outlying samples and a step: at most
+//!   just over half of all pairs straddle a step (while it sits in the middle
+//!   tenth of the window), so below the median the step is invisible, while a
+//!   steady fill gives its rate at every percentile. It is slow on purpose:
+//!   after a flat hour an abrupt fill reads "not filling" for ~18 minutes and
+//!   under half its rate for ~31 (1 h window).
 //! - **Onset**: the newest tenth of the window (6 min at the default 1 h, at
 //!   least `SHORT_MIN_SAMPLES` samples), split into an older and a newer half.
 //!   A sustained fill shows in both halves; a burst does not. A fill is
@@ -22,7 +23,9 @@
 //!   (rising pairs minus falling pairs over its standard deviation under "no
 //!   trend") is at least `ONSET_Z`. While confirmed, the estimate is the
 //!   Theil–Sen slope of the whole short window; it stays confirmed while both
-//!   halves still rise (hysteresis, so a noisy fill does not flicker).
+//!   halves still rise (hysteresis, so a noisy fill does not flicker) and the
+//!   whole window's slope is at least half the halves' (a fall inside the
+//!   window, such as a deletion or a rotation, ends it).
 //!
 //! The reported slope is the onset estimate while a fill is confirmed, else
 //! the long one. Why each burst stays out of the onset path:
@@ -35,7 +38,10 @@
 //!   only until the next sample;
 //! - a rotation sawtooth whose teeth are shorter than half the short window
 //!   puts a fall in each half; longer teeth are real growth while they rise and
-//!   read as such, but only until the fall enters the short window.
+//!   read as such, but only until the fall enters the short window. This is
+//!   the one case the onset path makes longer: a 14-minute tooth at 150 kB/s
+//!   reads under the 24 h horizon for up to ~24 minutes at a stretch (19
+//!   before), still well inside the warning's `for: 1h`.
 //!
 //! Lag, at the defaults (15 s samples, 1 h window, flat before): any abrupt
 //! fill reads within 10 % of its rate 4.5 minutes after it starts, whatever
@@ -190,11 +196,9 @@ impl Trend {
         self.estimate
     }
 
-    /// The long estimate: the most cautious of the Theil–Sen slopes over all
-    /// samples, without the newest [`SETTLE_SAMPLES`] (early on, a burst still
-    /// on disk is a large share of few samples), and over the newest two
-    /// thirds (a step in the middle of the window is not in the middle of
-    /// those).
+    /// The long estimate: the more cautious of the 45th percentile of the
+    /// pairwise slopes (a step straddled by just over half of the pairs
+    /// reads flat) and the median without the newest [`SETTLE_SAMPLES`].
     fn long_slope(&self) -> Option<f64> {
         let all = self.long.as_slice();
         let first = all.first()?.0;
@@ -202,10 +206,9 @@ impl Trend {
         if last - first < self.window / 10.0 || all.len() < MIN_SAMPLES {
             return None;
         }
-        let full = theil_sen(all)?;
+        let full = pairwise_slope_quantile(all, 0.45)?;
         let settled = theil_sen(&all[..all.len() - SETTLE_SAMPLES])?;
-        let recent = theil_sen(&all[all.len() / 3..])?;
-        Some(cautious(cautious(full, settled), recent))
+        Some(cautious(full, settled))
     }
 
     /// The onset estimate: the Theil–Sen slope of the short window while a
@@ -221,13 +224,16 @@ impl Trend {
             (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some((a, b)),
             _ => None,
         };
-        self.onset = rising.is_some_and(|(a, b)| {
-            self.onset
-                || (a.min(b) >= ONSET_AGREE * a.max(b)
-                    && mann_kendall(older) >= ONSET_Z
-                    && mann_kendall(newer) >= ONSET_Z)
+        let whole = theil_sen(short);
+        self.onset = rising.zip(whole).is_some_and(|((a, b), whole)| {
+            // A fall inside the window (a deletion, a rotation) drags the
+            // whole window's slope below its halves': not a clean fill then.
+            whole >= ONSET_AGREE * a.min(b)
+                && a.min(b) >= ONSET_AGREE * a.max(b)
+                && (self.onset
+                    || (mann_kendall(older) >= ONSET_Z && mann_kendall(newer) >= ONSET_Z))
         });
-        if self.onset { theil_sen(short) } else { None }
+        if self.onset { whole } else { None }
     }
 
     /// Number of samples in the long window.
@@ -243,6 +249,11 @@ impl Trend {
 /// Median of all pairwise slopes; the lower median, so a step change that
 /// exactly half of the pairs straddle reads as flat, not filling.
 pub fn theil_sen(samples: &[(f64, f64)]) -> Option<f64> {
+    pairwise_slope_quantile(samples, 0.5)
+}
+
+/// The `q` quantile (0..=1, rounded down) of all pairwise slopes.
+pub fn pairwise_slope_quantile(samples: &[(f64, f64)], q: f64) -> Option<f64> {
     let mut slopes = Vec::with_capacity(samples.len() * samples.len().saturating_sub(1) / 2);
     for (i, &(ti, yi)) in samples.iter().enumerate() {
         for &(tj, yj) in &samples[i + 1..] {
@@ -255,7 +266,7 @@ pub fn theil_sen(samples: &[(f64, f64)]) -> Option<f64> {
     if slopes.is_empty() {
         return None;
     }
-    let mid = (slopes.len() - 1) / 2;
+    let mid = ((slopes.len() - 1) as f64 * q) as usize;
     let (_, median, _) = slopes.select_nth_unstable_by(mid, f64::total_cmp);
     Some(*median)
 }
@@ -541,19 +552,22 @@ mod tests {
 
     #[test]
     fn a_confirmed_fill_stays_confirmed_while_both_halves_rise() {
-        // Confirmed on a clean fill, then noise that alone would not confirm
-        // (the halves disagree by more than 2x) keeps it while both still rise.
+        // Confirmed on a clean fill, then a wobble that alone would not
+        // confirm (its halves' Mann-Kendall scores stay under ONSET_Z) keeps
+        // it while both halves still rise and agree.
         let mut t = fed(130, |t| 1e9 + t * MIB);
         assert!(t.onset);
-        for i in 131..140u32 {
+        for i in 131..150u32 {
             let ts = f64::from(i);
-            let wobble = if i % 2 == 0 { 3.0 * MIB } else { 0.0 };
+            let wobble = if i % 2 == 0 { 10.0 * MIB } else { 0.0 };
             t.push(ts, 1e9 + ts * MIB + wobble);
             assert!(t.onset, "sample {i}");
         }
+        let newer = &t.short[t.short.len() - t.short.len() / 2..];
+        assert!(mann_kendall(newer) < ONSET_Z);
         // When the fill stops, the newer half goes flat and the onset ends.
-        for i in 140..160u32 {
-            t.push(f64::from(i), 1e9 + 140.0 * MIB);
+        for i in 150..170u32 {
+            t.push(f64::from(i), 1e9 + 150.0 * MIB);
         }
         assert!(!t.onset);
         t.reset();
@@ -594,9 +608,9 @@ mod tests {
         }
     }
 
-    /// The estimator as it was before the onset path and the newest-two-thirds
-    /// subset: the more cautious of Theil–Sen over the window with and without
-    /// the newest three samples. For the before/after tables.
+    /// The estimator as it was before the onset path and the 45th percentile:
+    /// the more cautious of Theil–Sen over the window with and without the
+    /// newest three samples. For the before/after tables.
     struct Before {
         window: f64,
         samples: Vec<(f64, f64)>,
@@ -742,7 +756,10 @@ mod tests {
 
     /// Used bytes of a 60 GB disk with 9 GB (15 %) available, while a burst
     /// that must stay quiet happens at 2 h; sampled for 5 hours.
-    fn bursts() -> Vec<(&'static str, Box<dyn FnMut(f64) -> f64>)> {
+    /// Used bytes at a time.
+    type Used = Box<dyn FnMut(f64) -> f64>;
+
+    fn bursts() -> Vec<(&'static str, Used)> {
         const USED: f64 = 51.0 * GB;
         const AT: f64 = 2.0 * HOUR;
         let mut rng = Lcg(5);
@@ -824,7 +841,7 @@ mod tests {
                 "{name:<52} {:>6.1} {:>6.1} {:>6.1} {:>6.1}",
                 old[0], old[1], new[0], new[1]
             );
-            assert!(new[0] <= 10.0 && new[1] <= 20.0, "{name}: {new:?}");
+            assert!(new[0] <= 10.0 && new[1] <= 30.0, "{name}: {new:?}");
         }
     }
 }
