@@ -4,15 +4,17 @@
 //! Two estimates, and the rule that picks one.
 //!
 //! - **Long**: a Theil–Sen slope over the whole trend window, the more
-//!   cautious of two: the 45th percentile of all pairwise slopes, and their
-//!   median without the newest three samples (`SETTLE_SAMPLES`: early on, a
+//!   cautious of two: the 45th and 55th percentiles of all pairwise slopes
+//!   (the one closer to zero), and their median without the newest three
+//!   samples (`SETTLE_SAMPLES`: early on, a
 //!   burst still on disk is a large share of few samples). Least squares
 //!   would let one sample dominate: a file written and deleted, or a one-off
 //!   download that stays, would read as "filling" for the whole window.
 //!   Pairwise slopes ignore up to ~29 % outlying samples and a step: at most
 //!   just over half of all pairs straddle a step (while it sits in the middle
-//!   tenth of the window), so below the median the step is invisible, while a
-//!   steady fill gives its rate at every percentile. It is slow on purpose:
+//!   tenth of the window), so outside the middle tenth of the percentiles the
+//!   step is invisible, while a steady fill gives its rate at every
+//!   percentile. It is slow on purpose:
 //!   after a flat hour an abrupt fill reads "not filling" for ~18 minutes and
 //!   under half its rate for ~31 (1 h window).
 //! - **Onset**: the newest tenth of the window (6 min at the default 1 h, at
@@ -196,9 +198,9 @@ impl Trend {
         self.estimate
     }
 
-    /// The long estimate: the more cautious of the 45th percentile of the
-    /// pairwise slopes (a step straddled by just over half of the pairs
-    /// reads flat) and the median without the newest [`SETTLE_SAMPLES`].
+    /// The long estimate: the more cautious of [`banded_slope`] (a step
+    /// straddled by just over half of the pairs reads flat) and the median
+    /// without the newest [`SETTLE_SAMPLES`].
     fn long_slope(&self) -> Option<f64> {
         let all = self.long.as_slice();
         let first = all.first()?.0;
@@ -206,7 +208,7 @@ impl Trend {
         if last - first < self.window / 10.0 || all.len() < MIN_SAMPLES {
             return None;
         }
-        let full = pairwise_slope_quantile(all, 0.45)?;
+        let full = banded_slope(all)?;
         let settled = theil_sen(&all[..all.len() - SETTLE_SAMPLES])?;
         Some(cautious(full, settled))
     }
@@ -249,11 +251,37 @@ impl Trend {
 /// Median of all pairwise slopes; the lower median, so a step change that
 /// exactly half of the pairs straddle reads as flat, not filling.
 pub fn theil_sen(samples: &[(f64, f64)]) -> Option<f64> {
-    pairwise_slope_quantile(samples, 0.5)
+    let mut slopes = pairwise_slopes(samples);
+    let mid = slopes.len().checked_sub(1)? / 2;
+    let (_, median, _) = slopes.select_nth_unstable_by(mid, f64::total_cmp);
+    Some(*median)
 }
 
-/// The `q` quantile (0..=1, rounded down) of all pairwise slopes.
-pub fn pairwise_slope_quantile(samples: &[(f64, f64)], q: f64) -> Option<f64> {
+/// Fraction of pairwise slopes [`banded_slope`] leaves out on each side.
+const BAND: f64 = 0.45;
+
+/// The 45th and 55th percentiles of all pairwise slopes, the one closer to
+/// zero if both have the same sign, else zero. Symmetric: a step up reads
+/// neither as filling nor a step down as shrinking, even while just over
+/// half of the pairs straddle it; a steady trend reads its rate.
+pub fn banded_slope(samples: &[(f64, f64)]) -> Option<f64> {
+    let mut slopes = pairwise_slopes(samples);
+    let last = slopes.len().checked_sub(1)?;
+    let lo = (last as f64 * BAND) as usize;
+    let hi = last - lo;
+    let (_, low, above) = slopes.select_nth_unstable_by(lo, f64::total_cmp);
+    let low = *low;
+    let high = if hi == lo {
+        low
+    } else {
+        // The 55th percentile is the (hi - lo - 1)-th smallest of those above.
+        let (_, high, _) = above.select_nth_unstable_by(hi - lo - 1, f64::total_cmp);
+        *high
+    };
+    Some(cautious(low, high))
+}
+
+fn pairwise_slopes(samples: &[(f64, f64)]) -> Vec<f64> {
     let mut slopes = Vec::with_capacity(samples.len() * samples.len().saturating_sub(1) / 2);
     for (i, &(ti, yi)) in samples.iter().enumerate() {
         for &(tj, yj) in &samples[i + 1..] {
@@ -263,12 +291,7 @@ pub fn pairwise_slope_quantile(samples: &[(f64, f64)], q: f64) -> Option<f64> {
             }
         }
     }
-    if slopes.is_empty() {
-        return None;
-    }
-    let mid = ((slopes.len() - 1) as f64 * q) as usize;
-    let (_, median, _) = slopes.select_nth_unstable_by(mid, f64::total_cmp);
-    Some(*median)
+    slopes
 }
 
 /// Mann–Kendall score of samples in time order: rising pairs minus falling
@@ -500,6 +523,42 @@ mod tests {
     }
 
     #[test]
+    fn the_band_is_symmetric_and_ignores_steps_anywhere() {
+        let fill = series(60, |t| 1e9 + t * MIB);
+        assert_eq!(banded_slope(&fill), Some(MIB));
+        let drain = series(60, |t| 1e9 - t * MIB);
+        assert_eq!(banded_slope(&drain), Some(-MIB));
+        for step_at in 1..60 {
+            let up = series(60, |t| {
+                if t as usize >= step_at {
+                    1e9 + 300.0 * MIB
+                } else {
+                    1e9
+                }
+            });
+            assert_eq!(banded_slope(&up), Some(0.0), "step up at {step_at}");
+            let down = series(60, |t| {
+                if t as usize >= step_at {
+                    1e9 - 300.0 * MIB
+                } else {
+                    1e9
+                }
+            });
+            assert_eq!(banded_slope(&down), Some(0.0), "step down at {step_at}");
+        }
+        // A fast sawtooth with no net growth reads flat, not shrinking.
+        let saw = series(40, |t| {
+            if (t as usize).is_multiple_of(2) {
+                64.0
+            } else {
+                128.0
+            }
+        });
+        assert_eq!(banded_slope(&saw), Some(0.0));
+        assert_eq!(banded_slope(&[(0.0, 1.0)]), None);
+    }
+
+    #[test]
     fn mann_kendall_scores_order_not_size() {
         let rising = series(12, |t| t);
         let z = mann_kendall(&rising);
@@ -608,7 +667,7 @@ mod tests {
         }
     }
 
-    /// The estimator as it was before the onset path and the 45th percentile:
+    /// The estimator as it was before the onset path and the percentile band:
     /// the more cautious of Theil–Sen over the window with and without the
     /// newest three samples. For the before/after tables.
     struct Before {
@@ -752,13 +811,23 @@ mod tests {
                 }
             }
         }
+        // The logs collector's default window: its short window is 16 samples (4 min).
+        let logs = Duration::from_secs(600);
+        let old = onset_lag(&mut Before::new(600.0), 10.0 * MB, 0.0);
+        let new = onset_lag(&mut Trend::new(logs), 10.0 * MB, 0.0);
+        println!("10 min trend window (logs), any rate, noise-free:");
+        for (name, l) in [("before", old), ("after", new)] {
+            let [a, b, c] = l.map(minutes);
+            println!("{name:<10} {:>8} {a:>6} {b:>6} {c:>6}", "");
+        }
+        assert!(within(new[2], 4.0), "logs: {new:?}");
     }
 
-    /// Used bytes of a 60 GB disk with 9 GB (15 %) available, while a burst
-    /// that must stay quiet happens at 2 h; sampled for 5 hours.
     /// Used bytes at a time.
     type Used = Box<dyn FnMut(f64) -> f64>;
 
+    /// Used bytes of a 60 GB disk with 9 GB (15 %) available, while a burst
+    /// that must stay quiet happens at 2 h; sampled for 5 hours.
     fn bursts() -> Vec<(&'static str, Used)> {
         const USED: f64 = 51.0 * GB;
         const AT: f64 = 2.0 * HOUR;
