@@ -1,5 +1,6 @@
 //! The filesystem collector against real filesystems: a tmpfs filled at a known
-//! rate, a burst written and deleted, FUSE mounts whose daemons are stopped
+//! rate (also abruptly after a flat history, at the defaults scaled down in
+//! time), a burst written and deleted, a step that stays, FUSE mounts whose daemons are stopped
 //! (one, a burst of them, one lazily unmounted and replaced, one where a
 //! kubelet CSI volume lives).
 #![allow(clippy::disallowed_methods)]
@@ -189,6 +190,90 @@ fn a_burst_written_and_deleted_is_not_a_trend() {
             ttf,
             Some(f64::INFINITY),
             "burst turned into a trend:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The production defaults scaled down 15 times in time: samples every 1 s
+/// instead of 15 s and a 4 min trend window instead of 1 h, so the onset path
+/// looks at the newest 24 s instead of 6 min. One scaled minute is 4 s here.
+const SCALED_WINDOW: &str = "4m";
+const SCALE: f64 = 15.0;
+
+/// Fill rate and time to full of `mp`, if both are reported and within ±20 %
+/// of `rate` and of avail / `rate`.
+fn within_a_fifth(m: &Metrics, mp: &str, rate: f64) -> Option<(f64, f64)> {
+    let reported = fs_value(m, "sentinel_filesystem_fill_rate_bytes_per_second", mp)?;
+    let ttf = fs_value(m, "sentinel_filesystem_seconds_until_full", mp)?;
+    let truth = fs_value(m, "sentinel_filesystem_avail_bytes", mp)? / rate;
+    ((reported - rate).abs() <= 0.2 * rate && (ttf - truth).abs() <= 0.2 * truth)
+        .then_some((reported, ttf))
+}
+
+#[test]
+fn an_abrupt_fill_reads_its_rate_within_minutes_at_scaled_defaults() {
+    if !common::require_root() || common::require("mount").is_none() {
+        return;
+    }
+    let fs = Tmpfs::mount("onset", "256m");
+    let exporter = exporter_for_filesystems(SCALED_WINDOW);
+    let mp = fs.mountpoint().to_string();
+    // A flat history first (15 scaled minutes): the window's own Theil-Sen
+    // slope then lags an abrupt fill by tens of scaled minutes.
+    exporter.wait_for(Duration::from_secs(40), "an idle estimate", |m| {
+        fs_value(m, "sentinel_filesystem_seconds_until_full", &mp).filter(|v| v.is_infinite())
+    });
+    std::thread::sleep(Duration::from_secs(35));
+    let _writer = Writer::start(fs.mnt.join("filler"), MIB);
+    let started = Instant::now();
+    // 45 s is 11 scaled minutes; the estimator's own table says 4.5.
+    let (rate, ttf) = exporter.wait_for(
+        Duration::from_secs(45),
+        "fill rate and time to full within 20% of 1 MiB/s",
+        |m| within_a_fifth(m, &mp, MIB),
+    );
+    let lag = started.elapsed();
+    eprintln!(
+        "within ±20% {lag:?} after the fill started ({:.1} scaled minutes): rate {rate:.0} B/s, time to full {ttf:.0}s",
+        lag.as_secs_f64() * SCALE / 60.0
+    );
+    // ... and it stays there, rather than flickering back to "not filling".
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        let m = exporter.metrics();
+        assert!(
+            within_a_fifth(&m, &mp, MIB).is_some(),
+            "left ±20% of the truth:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_download_that_stays_is_not_a_fill_at_scaled_defaults() {
+    if !common::require_root() || common::require("mount").is_none() {
+        return;
+    }
+    let fs = Tmpfs::mount("step", "256m");
+    let exporter = exporter_for_filesystems(SCALED_WINDOW);
+    let mp = fs.mountpoint().to_string();
+    exporter.wait_for(Duration::from_secs(40), "an idle estimate", |m| {
+        fs_value(m, "sentinel_filesystem_seconds_until_full", &mp).filter(|v| v.is_infinite())
+    });
+    // 64 MiB at once (a quarter of the disk), kept; then three short
+    // windows slide past it.
+    std::fs::write(fs.mnt.join("image"), vec![0u8; 64 * 1024 * 1024]).expect("write step");
+    let until = Instant::now() + Duration::from_secs(75);
+    while Instant::now() < until {
+        let m = exporter.metrics();
+        let ttf = fs_value(&m, "sentinel_filesystem_seconds_until_full", &mp);
+        assert_eq!(
+            ttf,
+            Some(f64::INFINITY),
+            "the step read as a fill:\n{}",
             m.text
         );
         std::thread::sleep(Duration::from_millis(500));

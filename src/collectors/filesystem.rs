@@ -24,12 +24,15 @@
 //! the mountinfo read itself hangs or fails, the last table read is used; the
 //! round fails only when no table was ever read.
 //!
-//! Fill rate is the Theil–Sen slope of used bytes (size − free) over
-//! `--collector.filesystem.trend-window`, on the monotonic clock (a wall-clock
-//! step does not reset it), reported once a tenth of the window is covered;
-//! until then the rate and time-to-full series are absent. Time until full is
-//! avail / rate while filling, +Inf otherwise. A change of size (resize) or of
-//! mount identity (remount) restarts the window.
+//! Fill rate is the robust slope of used bytes (size − free) over
+//! `--collector.filesystem.trend-window` (see [`crate::trend`]): Theil–Sen
+//! over the window, or over its newest tenth once a sustained fill is
+//! confirmed there, so an abrupt fill reads its rate within ~5 minutes at the
+//! defaults while bursts, steps and noise do not. It runs on the monotonic
+//! clock (a wall-clock step does not reset it) and is reported once a tenth of
+//! the window is covered; until then the rate and time-to-full series are
+//! absent. Time until full is avail / rate while filling, +Inf otherwise. A
+//! change of size (resize) or of mount identity (remount) restarts the window.
 //!
 //! Privileges: none beyond reading procfs; root sees mounts other users cannot stat.
 
@@ -68,7 +71,7 @@ pub struct Args {
     /// How often the filesystem collector samples.
     #[arg(id = "collector.filesystem.interval", long = "collector.filesystem.interval", value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
     pub interval: Duration,
-    /// Window of the fill-rate estimate; a rate is reported once a tenth of it is covered.
+    /// Window of the fill-rate estimate; a rate is reported once a tenth of it is covered, and a sustained fill is confirmed within its newest tenth.
     #[arg(id = "collector.filesystem.trend-window", long = "collector.filesystem.trend-window", value_name = "DURATION", default_value = "1h", value_parser = parse_positive_duration)]
     pub trend_window: Duration,
     /// Mountpoints to ignore (regex, unanchored). Network and FUSE filesystems (nfs, nfs4, cifs, smb3, ceph, glusterfs, fuse.*) under /var/lib/kubelet/pods/*/volumes/ and /var/lib/docker/volumes/ are kept even where it matches (exclude them by type if need be); they count against max-mounts.
@@ -216,7 +219,7 @@ impl Families {
             ),
             fill_rate: Family::gauge(
                 "sentinel_filesystem_fill_rate_bytes_per_second",
-                "Theil-Sen slope of used bytes over the trend window; positive means filling. Absent until a tenth of the window is covered.",
+                "Robust slope of used bytes over the trend window (Theil-Sen; over its newest tenth once a sustained fill is confirmed there); positive means filling. Absent until a tenth of the window is covered.",
             ),
             until_full: Family::gauge(
                 "sentinel_filesystem_seconds_until_full",
@@ -224,7 +227,7 @@ impl Families {
             ),
             inode_rate: Family::gauge(
                 "sentinel_filesystem_inodes_fill_rate_per_second",
-                "Theil-Sen slope of used inodes over the trend window; positive means filling.",
+                "Robust slope of used inodes over the trend window, as for bytes; positive means filling.",
             ),
             inode_until_full: Family::gauge(
                 "sentinel_filesystem_inodes_seconds_until_full",

@@ -39,9 +39,10 @@
 //! - Bytes written (`sentinel_log_written_bytes_total`, gross) are tracked
 //!   per (device, inode), never a size difference: rotation, copytruncate
 //!   and deletion never give a negative rate or a spike. Growth and time
-//!   until full are the group's *net* growth: the Theil–Sen trend of its
-//!   total size, so old generations deleted by a cap count against the
-//!   writes. A group whose total keeps falling back below its high-water
+//!   until full are the group's *net* growth: the robust trend of its
+//!   total size ([`crate::trend`]: Theil–Sen over the window, or over its
+//!   newest samples once a sustained growth is confirmed there), so old
+//!   generations deleted by a cap count against the writes. A group whose total keeps falling back below its high-water
 //!   mark is held at a cap: its growth is 0 and its time until full
 //!   +Inf, even when its rotation period is longer than the window. The
 //!   net view only sees generations the glob matches: with `*.log`, a

@@ -10,7 +10,7 @@
 //! cumulative "bytes written" counter therefore never goes down, and a
 //! rotation never reads as shrink-then-grow. That gross rate is only a
 //! counter: growth and time until full are the net trend of the group's
-//! total size (Theil–Sen, robust to the step of one rotation), since old
+//! total size ([`crate::trend`], robust to the step of one rotation), since old
 //! generations deleted by a cap (logrotate `rotate N`, journald
 //! `SystemMaxUse`, Docker `max-file`) give the space back.
 //!
