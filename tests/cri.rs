@@ -635,7 +635,7 @@ fn spawn(cmd: &mut std::process::Command, log: &Path) -> Daemon {
 }
 
 /// containerd SIGSTOPped → SentinelCriRuntimeHung at the webhook, through the
-/// shipped rules (every `for:` shortened to 3s) in a real Prometheus and
+/// shipped rules (durations shortened: `common::rules`) in a real Prometheus and
 /// Alertmanager; SIGCONT → resolved. Nothing else fires on the way.
 #[test]
 fn drill_runtime_hung_reaches_the_webhook_and_resolves() {
@@ -666,17 +666,7 @@ fn drill_runtime_hung_reaches_the_webhook_and_resolves() {
             .arg("--cluster.listen-address="),
         &d.join("am.log"),
     );
-    let rules = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/node-sentinel.rules.yml"),
-    )
-    .unwrap()
-    .lines()
-    .map(|l| match l.trim_start().strip_prefix("for:") {
-        Some(_) => format!("{}for: 3s", &l[..l.len() - l.trim_start().len()]),
-        None => l.to_string(),
-    })
-    .collect::<Vec<_>>()
-    .join("\n");
+    let rules = common::rules::shortened_shipped();
     std::fs::write(d.join("rules.yml"), rules).unwrap();
     let prom_port = common::free_port();
     std::fs::write(
@@ -750,6 +740,9 @@ fn drill_runtime_hung_reaches_the_webhook_and_resolves() {
                 && s == "firing"
                 && n != "SentinelCriRuntimeHung"
                 && n != "SentinelCriNetworkNotReady"
+                // The calls that hung are answered after SIGCONT, seconds
+                // late: with the window cut to 20 s they are the p99.
+                && n != "SentinelCriRuntimeSlow"
         })
         .map(|(_, _, n)| n.clone())
         .collect();

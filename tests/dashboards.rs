@@ -10,9 +10,8 @@
 //!
 //! Live: two real exporters (node-a with findings, node-b quiet) scraped by a
 //! real Prometheus (Debian's `/usr/bin/prometheus`, 1 s scrape and evaluation)
-//! that loads the recording rules as shipped and the alert rules with every
-//! `for:` cut to [`TEST_FOR`] (so an alert is firing within seconds; nothing
-//! else is changed). node-a's findings are real: a 256 MiB tmpfs filled at
+//! that loads the recording rules as shipped and the alert rules shortened as
+//! the drills shorten them (`common::rules`: an alert fires within seconds). node-a's findings are real: a 256 MiB tmpfs filled at
 //! 1 MiB/s by a growing log, a Docker socket that accepts connections and
 //! never answers (what a SIGSTOPped dockerd's socket does; the exporter's
 //! hang threshold cut to 2 s), and a zombie nobody reaps. Every query of both
@@ -38,8 +37,6 @@ use std::time::{Duration, Instant};
 use common::{Exporter, TempDir};
 
 const JOB: &str = "node-sentinel";
-/// `for:` of every alert rule in the test's copy of the rule file.
-const TEST_FOR: &str = "2s";
 /// How long the live test waits for every fleet query to return data.
 const DATA_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -554,14 +551,7 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     ]);
 
     let rules = std::fs::read_to_string(names::rule_file()).unwrap();
-    let for_re = regex::Regex::new(r"(?m)^(\s+for: )\d+[smh]$").unwrap();
-    std::fs::write(
-        dir.join("rules.yml"),
-        for_re
-            .replace_all(&rules, format!("${{1}}{TEST_FOR}").as_str())
-            .as_ref(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("rules.yml"), common::rules::shortened(&rules)).unwrap();
     let prom_port = common::free_port();
     std::fs::write(
         dir.join("prometheus.yml"),

@@ -9,16 +9,16 @@
 //!
 //! The rule file is `alerts/node-sentinel.rules.yml` exactly as shipped,
 //! except that in a temporary copy every `for:` (shipped 1m to 1h) and every
-//! `keep_firing_for:` (shipped 10m) is shortened to [`DRILL_FOR`] (3s), and
+//! `keep_firing_for:` (shipped 10m) is shortened to [`common::rules::FOR`] (3s), and
 //! every range window (`[2m]` gap bridges, `[5m]`, `[10m]`, `[15m]`, `[1h]`)
-//! to [`DRILL_WINDOW`] (20s), so a drill takes seconds instead of hours.
+//! to [`common::rules::WINDOW`] (20s), so a drill takes seconds instead of hours.
 //! Offsets (`offset 5m` in the restart and fast-fill rules) are not cut, so
 //! SentinelDockerDaemonRestarting and SentinelFilesystemFillingFast cannot
 //! fire here; alerts/tests/ (promtool) covers them at shipped durations. The
 //! exporter runs with 1s intervals and 30s trend/loop windows (shipped 1h and
 //! 10m) for the same reason. Thresholds are the shipped ones, except the
 //! D-state time (a `for:` in all but name), shortened to
-//! [`DRILL_D_STATE_SECONDS`] (shipped 120s). The times printed are wiring
+//! [`common::rules::D_STATE_SECONDS`] (shipped 120s). The times printed are wiring
 //! latencies through the real chain, not the times to page at the shipped
 //! defaults (alerts/tests/timeliness.yml asserts those).
 //!
@@ -68,12 +68,6 @@ use std::time::{Duration, Instant};
 use common::{Exporter, TempDir};
 use rustix::process::Signal;
 
-/// `for:` of every rule in the drill's copy of the rule file.
-const DRILL_FOR: &str = "3s";
-/// Range window of every rule in the drill's copy.
-const DRILL_WINDOW: &str = "20s";
-/// The D-state time threshold in the drill's copy (shipped: 120).
-const DRILL_D_STATE_SECONDS: u32 = 5;
 const JOB: &str = "node-sentinel";
 
 // ---------------------------------------------------------------- processes
@@ -328,26 +322,6 @@ fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// The drill's copy of the shipped rules: `for:`, `keep_firing_for:` and
-/// range windows shortened.
-fn shortened_rules(text: &str) -> String {
-    let for_re = regex::Regex::new(r"(?m)^(\s+(?:keep_firing_)?for: )(\d+[smh])$").unwrap();
-    let win_re = regex::Regex::new(r"\[\d+[smh]\]").unwrap();
-    let text = for_re.replace_all(text, |c: &regex::Captures| {
-        if &c[2] == "0m" || &c[2] == "0s" {
-            c[0].to_string()
-        } else {
-            format!("{}{DRILL_FOR}", &c[1])
-        }
-    });
-    let text = win_re.replace_all(&text, format!("[{DRILL_WINDOW}]").as_str());
-    let d_re =
-        regex::Regex::new(r"(uninterruptible_oldest_seconds\{[^}]*\}(?:\[\d+[smh]\]\))? >= )\d+")
-            .unwrap();
-    d_re.replace_all(&text, format!("${{1}}{DRILL_D_STATE_SECONDS}").as_str())
-        .into_owned()
 }
 
 /// An (unanchored) regex that matches every mountpoint except `keep`, for
@@ -845,7 +819,7 @@ fn incident_drills() {
         &dir.join("am.log"),
     );
     let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
-    std::fs::write(dir.join("rules.yml"), shortened_rules(&shipped)).unwrap();
+    std::fs::write(dir.join("rules.yml"), common::rules::shortened(&shipped)).unwrap();
     let prom_port = common::free_port();
     std::fs::write(
         dir.join("prometheus.yml"),
@@ -1568,7 +1542,7 @@ fn drill_kubelet_blind_to_a_runtime_hang() {
         &dir.join("am.log"),
     );
     let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
-    std::fs::write(dir.join("rules.yml"), shortened_rules(&shipped)).unwrap();
+    std::fs::write(dir.join("rules.yml"), common::rules::shortened(&shipped)).unwrap();
     let prom_port = common::free_port();
     std::fs::write(
         dir.join("prometheus.yml"),
