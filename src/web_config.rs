@@ -654,6 +654,26 @@ impl BasicAuth {
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/web_config, grown by
+    /// `cargo +nightly fuzz run web_config`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/web_config");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let _ = WebConfig::parse(text, Path::new("/nonexistent/fuzz"));
+            }
+            replayed += 1;
+        }
+        assert!(
+            replayed >= 3,
+            "{replayed} corpus files in {}",
+            dir.display()
+        );
+    }
+
     fn fixtures() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/web_config")
     }

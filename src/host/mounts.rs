@@ -221,6 +221,26 @@ pub fn backing_mount_for_dev(mounts: &[Mount], st_dev: u64) -> Option<&Mount> {
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/mountinfo, grown by
+    /// `cargo +nightly fuzz run mountinfo`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/mountinfo");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let _ = parse(text);
+            }
+            replayed += 1;
+        }
+        assert!(
+            replayed >= 3,
+            "{replayed} corpus files in {}",
+            dir.display()
+        );
+    }
+
     const SAMPLE: &str = "\
 22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw

@@ -205,6 +205,28 @@ pub fn pids(procfs: &Path) -> Result<impl Iterator<Item = i32> + use<>, ProcErro
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/stat, grown by
+    /// `cargo +nightly fuzz run stat`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/stat");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let _ = parse_stat(&data);
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let _ = parse_btime(text);
+                let _ = parse_schedstat_runs(text);
+            }
+            replayed += 1;
+        }
+        assert!(
+            replayed >= 5,
+            "{replayed} corpus files in {}",
+            dir.display()
+        );
+    }
+
     /// A full stat line whose comm is `comm`, state Z, ppid 7, starttime 12345.
     fn line(comm: &str) -> String {
         format!(

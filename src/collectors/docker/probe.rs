@@ -184,6 +184,24 @@ fn io_reason(kind: ErrorKind) -> Reason {
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/docker_json, grown by
+    /// `cargo +nightly fuzz run docker_json`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/docker_json");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            use bollard::models::{ContainerInspectResponse, ContainerSummary, SystemInfo, SystemVersion};
+            let _ = serde_json::from_slice::<Vec<ContainerSummary>>(&data);
+            let _ = serde_json::from_slice::<ContainerInspectResponse>(&data);
+            let _ = serde_json::from_slice::<SystemInfo>(&data);
+            let _ = serde_json::from_slice::<SystemVersion>(&data);
+            replayed += 1;
+        }
+        assert!(replayed >= 4, "{replayed} corpus files in {}", dir.display());
+    }
+
     #[test]
     fn reasons_for_bollard_errors() {
         let io = |k: ErrorKind| BollardError::IOError {

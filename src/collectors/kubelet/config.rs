@@ -482,6 +482,30 @@ fn read_all(list: &[PathBuf]) -> Result<Settings, ConfigError> {
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/kubelet_config, grown by
+    /// `cargo +nightly fuzz run kubelet_config`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kubelet_config");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let files: Vec<_> = text
+                    .split('\0')
+                    .enumerate()
+                    .map(|(i, t)| (PathBuf::from(format!("/fuzz/{i}.yaml")), t.to_string()))
+                    .collect();
+                let _ = parse_merged(&files);
+                for line in text.lines() {
+                    let _ = parse_quantity(line);
+                }
+            }
+            replayed += 1;
+        }
+        assert!(replayed >= 4, "{replayed} corpus files in {}", dir.display());
+    }
+
     fn settings(files: &[&str]) -> Result<Settings, ConfigError> {
         let texts: Vec<(PathBuf, String)> = files
             .iter()
