@@ -981,4 +981,32 @@ mod tests {
             BasicAuth::cache_input("a", b"bc")
         );
     }
+
+    /// tests/fixtures/bad-input/web-config: one wrong field per file, each
+    /// named by its `# expect:` line: every one is refused, naming the field.
+    #[test]
+    fn every_wrong_field_is_an_error_naming_it() {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-input/web-config");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .unwrap();
+            match WebConfig::parse(&text, &dir) {
+                Ok(c) => panic!("{} accepted: {c:?}", path.display()),
+                Err(e) => assert!(
+                    e.contains(expect),
+                    "{}: {e} (want {expect})",
+                    path.display()
+                ),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 25, "{checked}");
+    }
 }

@@ -79,11 +79,11 @@ pub enum MountsError {
 /// is the one path lookups reach.
 pub fn read(paths: &Paths) -> Result<Vec<Mount>, MountsError> {
     let init = paths.procfs.join("1/mountinfo");
-    let (path, text) = match std::fs::read_to_string(&init) {
+    let (path, text) = match read_text(&init) {
         Ok(text) => (init, text),
         Err(_) => {
             let own = paths.procfs.join("self/mountinfo");
-            match std::fs::read_to_string(&own) {
+            match read_text(&own) {
                 Ok(text) => (own, text),
                 Err(source) => return Err(MountsError::Read { path: init, source }),
             }
@@ -92,18 +92,34 @@ pub fn read(paths: &Paths) -> Result<Vec<Mount>, MountsError> {
     parse(&text).map_err(|(line, why)| MountsError::Parse { path, line, why })
 }
 
+/// The most read of a mountinfo file. A node with 10,000 mounts (many pods,
+/// each with its volumes and secrets) lists about 2 MB; a larger file is an
+/// error naming it, so a lying procfs costs bounded memory.
+pub const MOUNTINFO_MAX: u64 = 8 * 1024 * 1024;
+
+fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = crate::host::procfs::read_bounded(path, MOUNTINFO_MAX)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// Parse mountinfo text; on error, the 1-based line number and why.
 pub fn parse(text: &str) -> Result<Vec<Mount>, (usize, &'static str)> {
     let mut mounts: Vec<Mount> = Vec::new();
+    // Index by mountpoint: a linear search per line made a large table
+    // quadratic in the size of the table.
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let mount = parse_line(line).map_err(|why| (i + 1, why))?;
-        if let Some(existing) = mounts.iter_mut().find(|m| m.mountpoint == mount.mountpoint) {
-            *existing = mount;
-        } else {
-            mounts.push(mount);
+        match index.get(&mount.mountpoint) {
+            Some(&at) => mounts[at] = mount,
+            None => {
+                index.insert(mount.mountpoint.clone(), mounts.len());
+                mounts.push(mount);
+            }
         }
     }
     Ok(mounts)

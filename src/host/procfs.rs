@@ -154,8 +154,32 @@ pub fn ticks_per_second() -> u64 {
     procfs::ticks_per_second()
 }
 
+/// The most read of one `PID/stat`, `comm`, `schedstat` or `PROCFS/stat`
+/// file: the kernel's are a few hundred bytes (`stat` a few KiB on a machine
+/// with thousands of CPUs), so anything larger is not procfs.
+pub const PROC_FILE_MAX: u64 = 256 * 1024;
+
+/// Read at most `limit` bytes of `path`; a longer file is an `InvalidData`
+/// error saying so. Files under --path.procfs are read with a bound: a
+/// procfs that lies (a bind mount of something else, a FUSE file without
+/// end) costs at most `limit` bytes of memory, never the whole file.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {limit} bytes: not a procfs file"),
+        ));
+    }
+    Ok(bytes)
+}
+
 fn read(path: PathBuf) -> Result<(PathBuf, Vec<u8>), ProcError> {
-    match std::fs::read(&path) {
+    match read_bounded(&path, PROC_FILE_MAX) {
         Ok(bytes) => Ok((path, bytes)),
         Err(source) => Err(ProcError::Read { path, source }),
     }
