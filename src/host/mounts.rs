@@ -81,6 +81,11 @@ pub fn read(paths: &Paths) -> Result<Vec<Mount>, MountsError> {
     let init = paths.procfs.join("1/mountinfo");
     let (path, text) = match read_text(&init) {
         Ok(text) => (init, text),
+        // Init's table is there but too large or not text: that is the
+        // error, not a reason to report ours instead.
+        Err(source) if source.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(MountsError::Read { path: init, source });
+        }
         Err(_) => {
             let own = paths.procfs.join("self/mountinfo");
             match read_text(&own) {

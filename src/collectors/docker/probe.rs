@@ -14,26 +14,12 @@ use super::state::{
     Answer, Detail, Health, Listed, Op, PodContainer, Reason, container_name, state_index,
 };
 
-/// A client for `target`. bollard checks that a unix socket exists when the
-/// client is built, so a missing socket fails here (reason connect).
+/// A client for `target`, its answers capped ([`super::transport`]).
 pub fn client(target: &Target, timeout: Duration) -> Result<Docker, BollardError> {
     // bollard keeps whole seconds only (0 would fail every request) and only
     // covers the wait for headers; our own tokio timeout is the real limit,
     // so bollard's sits one second behind it.
-    let secs = timeout.as_secs() + 1;
-    match target {
-        Target::Unix(path) => {
-            Docker::connect_with_unix(&path.to_string_lossy(), secs, bollard::API_DEFAULT_VERSION)
-        }
-        Target::Tcp(authority) => Docker::connect_with_http(
-            &format!("tcp://{authority}"),
-            secs,
-            bollard::API_DEFAULT_VERSION,
-        ),
-        Target::Unsupported(host) => {
-            Err(BollardError::UnsupportedURISchemeError { uri: host.clone() })
-        }
-    }
+    super::transport::client(target, timeout.as_secs() + 1)
 }
 
 /// One probe: the request for `op` (and, first, version negotiation when
