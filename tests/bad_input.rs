@@ -4,6 +4,8 @@
 //! error or a counted failure; the exporter keeps serving, never panics, and
 //! its peak resident memory (VmHWM) stays far below the size of the input.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
