@@ -74,7 +74,9 @@ pub async fn detect(paths: &Paths, timeout: Duration) -> Option<String> {
         let Ok(path) = paths.resolve(config) else {
             continue;
         };
-        if let Ok(text) = std::fs::read_to_string(path)
+        // Bounded like the kubelet collector's own read of the same file.
+        if let Ok(bytes) = crate::host::procfs::read_bounded(&path, crate::collectors::kubelet::config::MAX_FILE_BYTES)
+            && let Ok(text) = String::from_utf8(bytes)
             && let Some(e) = kubelet_endpoint(&text)
         {
             return Some(e);

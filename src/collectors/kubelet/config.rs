@@ -440,7 +440,7 @@ fn files(main: &Path, dropins: &Path) -> Vec<PathBuf> {
 /// How many drop-ins are read at most (a directory of thousands is a mistake).
 const MAX_DROPINS: usize = 64;
 /// The largest config file read; a KubeletConfiguration is a few KiB.
-const MAX_FILE_BYTES: u64 = 1 << 20;
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 impl Source {
     /// The settings from `main` (a local path) and the drop-ins in `dropins`,
