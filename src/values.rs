@@ -111,6 +111,33 @@ pub fn parse_log_level(s: &str) -> Result<tracing::Level, String> {
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/values, grown by
+    /// `cargo +nightly fuzz run values`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/values");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                for line in text.lines() {
+                    let _ = parse_duration(line);
+                    let _ = parse_positive_duration(line);
+                    let _ = parse_listen_address(line);
+                    let _ = parse_telemetry_path(line);
+                    let _ = parse_log_level(line);
+                    let _ = crate::collectors::kubelet::config::parse_quantity(line);
+                }
+            }
+            replayed += 1;
+        }
+        assert!(
+            replayed >= 2,
+            "{replayed} corpus files in {}",
+            dir.display()
+        );
+    }
+
     #[test]
     fn durations() {
         let cases = [

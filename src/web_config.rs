@@ -654,6 +654,26 @@ impl BasicAuth {
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/web_config, grown by
+    /// `cargo +nightly fuzz run web_config`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/web_config");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let _ = WebConfig::parse(text, Path::new("/nonexistent/fuzz"));
+            }
+            replayed += 1;
+        }
+        assert!(
+            replayed >= 3,
+            "{replayed} corpus files in {}",
+            dir.display()
+        );
+    }
+
     fn fixtures() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/web_config")
     }
@@ -960,5 +980,33 @@ mod tests {
             BasicAuth::cache_input("ab", b"c"),
             BasicAuth::cache_input("a", b"bc")
         );
+    }
+
+    /// tests/fixtures/bad-input/web-config: one wrong field per file, each
+    /// named by its `# expect:` line: every one is refused, naming the field.
+    #[test]
+    fn every_wrong_field_is_an_error_naming_it() {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-input/web-config");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .unwrap();
+            match WebConfig::parse(&text, &dir) {
+                Ok(c) => panic!("{} accepted: {c:?}", path.display()),
+                Err(e) => assert!(
+                    e.contains(expect),
+                    "{}: {e} (want {expect})",
+                    path.display()
+                ),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 25, "{checked}");
     }
 }

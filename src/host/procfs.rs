@@ -154,8 +154,32 @@ pub fn ticks_per_second() -> u64 {
     procfs::ticks_per_second()
 }
 
+/// The most read of one `PID/stat`, `comm`, `schedstat` or `PROCFS/stat`
+/// file: the kernel's are a few hundred bytes (`stat` a few KiB on a machine
+/// with thousands of CPUs), so anything larger is not procfs.
+pub const PROC_FILE_MAX: u64 = 256 * 1024;
+
+/// Read at most `limit` bytes of `path`; a longer file is an `InvalidData`
+/// error saying so. Files under --path.procfs are read with a bound: a
+/// procfs that lies (a bind mount of something else, a FUSE file without
+/// end) costs at most `limit` bytes of memory, never the whole file.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {limit} bytes: not a procfs file"),
+        ));
+    }
+    Ok(bytes)
+}
+
 fn read(path: PathBuf) -> Result<(PathBuf, Vec<u8>), ProcError> {
-    match std::fs::read(&path) {
+    match read_bounded(&path, PROC_FILE_MAX) {
         Ok(bytes) => Ok((path, bytes)),
         Err(source) => Err(ProcError::Read { path, source }),
     }
@@ -204,6 +228,28 @@ pub fn pids(procfs: &Path) -> Result<impl Iterator<Item = i32> + use<>, ProcErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz target's corpus (fuzz/corpus/stat, grown by
+    /// `cargo +nightly fuzz run stat`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/stat");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let _ = parse_stat(&data);
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let _ = parse_btime(text);
+                let _ = parse_schedstat_runs(text);
+            }
+            replayed += 1;
+        }
+        assert!(
+            replayed >= 5,
+            "{replayed} corpus files in {}",
+            dir.display()
+        );
+    }
 
     /// A full stat line whose comm is `comm`, state Z, ppid 7, starttime 12345.
     fn line(comm: &str) -> String {

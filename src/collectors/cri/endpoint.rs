@@ -74,7 +74,9 @@ pub async fn detect(paths: &Paths, timeout: Duration) -> Option<String> {
         let Ok(path) = paths.resolve(config) else {
             continue;
         };
-        if let Ok(text) = std::fs::read_to_string(path)
+        // Bounded like the kubelet collector's own read of the same file.
+        if let Ok(bytes) = crate::host::procfs::read_bounded(&path, crate::collectors::kubelet::config::MAX_FILE_BYTES)
+            && let Ok(text) = String::from_utf8(bytes)
             && let Some(e) = kubelet_endpoint(&text)
         {
             return Some(e);
@@ -220,6 +222,11 @@ pub fn classify(status: &tonic::Status) -> Reason {
     if status.code() == tonic::Code::Internal && status.message().contains("decode") {
         return Reason::Decode;
     }
+    // An answer over MAX_ANSWER_BYTES, refused by tonic's decoder before it
+    // is read: a bad answer, not a status the runtime sent.
+    if status.code() == tonic::Code::OutOfRange && status.message().contains("message length too large") {
+        return Reason::Decode;
+    }
     Reason::GrpcStatus
 }
 
@@ -250,6 +257,13 @@ mod tests {
             classify(&tonic::Status::internal("failed to decode Protobuf message")),
             Reason::Decode
         );
+        // tonic's own refusal of an answer over MAX_ANSWER_BYTES (its text in tonic 0.14).
+        let oversized = tonic::Status::out_of_range(format!(
+            "Error, decoded message length too large: found 104857600 bytes, the limit is: {} bytes",
+            super::super::api::MAX_ANSWER_BYTES
+        ));
+        assert_eq!(classify(&oversized), Reason::Decode);
+        assert_eq!(classify(&tonic::Status::out_of_range("page past the end")), Reason::GrpcStatus);
         let refused = tonic::Status::from_error(Box::new(std::io::Error::from(ErrorKind::ConnectionRefused)));
         assert_eq!(classify(&refused), Reason::Connect);
     }

@@ -41,7 +41,7 @@
 //! (across abandoned calls); refused or missing = down, not hung. A panicking
 //! probe task ends as a failed probe of reason `decode`, never a hang.
 
-mod api;
+pub mod api;
 mod endpoint;
 mod state;
 

@@ -66,6 +66,7 @@
 
 mod probe;
 mod state;
+mod transport;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -14,26 +14,12 @@ use super::state::{
     Answer, Detail, Health, Listed, Op, PodContainer, Reason, container_name, state_index,
 };
 
-/// A client for `target`. bollard checks that a unix socket exists when the
-/// client is built, so a missing socket fails here (reason connect).
+/// A client for `target`, its answers capped ([`super::transport`]).
 pub fn client(target: &Target, timeout: Duration) -> Result<Docker, BollardError> {
     // bollard keeps whole seconds only (0 would fail every request) and only
     // covers the wait for headers; our own tokio timeout is the real limit,
     // so bollard's sits one second behind it.
-    let secs = timeout.as_secs() + 1;
-    match target {
-        Target::Unix(path) => {
-            Docker::connect_with_unix(&path.to_string_lossy(), secs, bollard::API_DEFAULT_VERSION)
-        }
-        Target::Tcp(authority) => Docker::connect_with_http(
-            &format!("tcp://{authority}"),
-            secs,
-            bollard::API_DEFAULT_VERSION,
-        ),
-        Target::Unsupported(host) => {
-            Err(BollardError::UnsupportedURISchemeError { uri: host.clone() })
-        }
-    }
+    super::transport::client(target, timeout.as_secs() + 1)
 }
 
 /// One probe: the request for `op` (and, first, version negotiation when
@@ -183,6 +169,24 @@ fn io_reason(kind: ErrorKind) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz target's corpus (fuzz/corpus/docker_json, grown by
+    /// `cargo +nightly fuzz run docker_json`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/docker_json");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            use bollard::models::{ContainerInspectResponse, ContainerSummary, SystemInfo, SystemVersion};
+            let _ = serde_json::from_slice::<Vec<ContainerSummary>>(&data);
+            let _ = serde_json::from_slice::<ContainerInspectResponse>(&data);
+            let _ = serde_json::from_slice::<SystemInfo>(&data);
+            let _ = serde_json::from_slice::<SystemVersion>(&data);
+            replayed += 1;
+        }
+        assert!(replayed >= 4, "{replayed} corpus files in {}", dir.display());
+    }
 
     #[test]
     fn reasons_for_bollard_errors() {

@@ -308,7 +308,16 @@ impl Settings {
     pub fn from_doc(doc: &Value, origin: &str) -> Result<Settings, ConfigError> {
         let bad = |key: &str, why: String| ConfigError(format!("kubelet config {origin}: {key}: {why}"));
         let mut s = Settings::default();
-        if let Some(kind) = doc.get("kind").and_then(Value::as_str)
+        // A key of the wrong type is an error, never silently the default:
+        // the thresholds we would hold against then are not the kubelet's.
+        let text_of = |key: &str| -> Result<Option<&str>, ConfigError> {
+            match doc.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(_) => Err(bad(key, "not a string".into())),
+            }
+        };
+        if let Some(kind) = text_of("kind")?
             && kind != "KubeletConfiguration"
         {
             return Err(ConfigError(format!(
@@ -335,10 +344,11 @@ impl Settings {
             }
             Ok(Some(out))
         };
-        let merge_defaults = doc
-            .get("mergeDefaultEvictionSettings")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let merge_defaults = match doc.get("mergeDefaultEvictionSettings") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("mergeDefaultEvictionSettings", "not true or false".into())),
+        };
         if let Some(hard) = thresholds("evictionHard")? {
             if !merge_defaults {
                 s.hard.clear();
@@ -353,7 +363,12 @@ impl Settings {
         if let Some(soft) = thresholds("evictionSoft")? {
             s.soft = soft.into_iter().filter_map(|(k, t)| Some((k, t?))).collect();
         }
-        if let Some(Value::Mapping(m)) = doc.get("evictionSoftGracePeriod") {
+        let grace = match doc.get("evictionSoftGracePeriod") {
+            None | Some(Value::Null) => None,
+            Some(Value::Mapping(m)) => Some(m),
+            Some(_) => return Err(bad("evictionSoftGracePeriod", "not a map of signal to duration".into())),
+        };
+        if let Some(m) = grace {
             for (k, v) in m {
                 let name = k.as_str().unwrap_or_default();
                 let Some(signal) = Signal::from_name(name) else { continue };
@@ -387,15 +402,12 @@ impl Settings {
                 .as_u64()
                 .ok_or_else(|| bad("containerLogMaxFiles", "not a whole number".into()))?;
         }
-        if let Some(dir) = doc.get("podLogsDir").and_then(Value::as_str)
+        if let Some(dir) = text_of("podLogsDir")?
             && !dir.is_empty()
         {
             s.pod_logs_dir = dir.to_string();
         }
-        s.container_runtime_endpoint = doc
-            .get("containerRuntimeEndpoint")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        s.container_runtime_endpoint = text_of("containerRuntimeEndpoint")?.map(str::to_string);
         Ok(s)
     }
 }
@@ -428,7 +440,7 @@ fn files(main: &Path, dropins: &Path) -> Vec<PathBuf> {
 /// How many drop-ins are read at most (a directory of thousands is a mistake).
 const MAX_DROPINS: usize = 64;
 /// The largest config file read; a KubeletConfiguration is a few KiB.
-const MAX_FILE_BYTES: u64 = 1 << 20;
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 impl Source {
     /// The settings from `main` (a local path) and the drop-ins in `dropins`,
@@ -481,6 +493,30 @@ fn read_all(list: &[PathBuf]) -> Result<Settings, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz target's corpus (fuzz/corpus/kubelet_config, grown by
+    /// `cargo +nightly fuzz run kubelet_config`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kubelet_config");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                let files: Vec<_> = text
+                    .split('\0')
+                    .enumerate()
+                    .map(|(i, t)| (PathBuf::from(format!("/fuzz/{i}.yaml")), t.to_string()))
+                    .collect();
+                let _ = parse_merged(&files);
+                for line in text.lines() {
+                    let _ = parse_quantity(line);
+                }
+            }
+            replayed += 1;
+        }
+        assert!(replayed >= 4, "{replayed} corpus files in {}", dir.display());
+    }
 
     fn settings(files: &[&str]) -> Result<Settings, ConfigError> {
         let texts: Vec<(PathBuf, String)> = files
@@ -624,5 +660,31 @@ mod tests {
         std::fs::remove_file(dropins.join("20-b.conf")).unwrap();
         assert_eq!(src.read(&main, &dropins).unwrap().hard.len(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// tests/fixtures/bad-input/kubelet: one wrong type or value per file,
+    /// each named by its `# expect:` line. Every one is refused with an
+    /// error naming the file and the key, none is silently ignored.
+    #[test]
+    fn every_wrong_type_is_an_error_naming_the_file_and_key() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-input/kubelet");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .unwrap_or("kubelet config");
+            let err = match parse_merged(&[(path.clone(), text.clone())]) {
+                Ok(s) => panic!("{} accepted: {s:?}", path.display()),
+                Err(e) => e.0,
+            };
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert!(err.contains(expect), "{}: {err} (want {expect})", path.display());
+            checked += 1;
+        }
+        assert!(checked >= 25, "{checked}");
     }
 }

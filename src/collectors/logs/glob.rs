@@ -234,6 +234,33 @@ fn class_matches(class: &[u8], b: u8) -> bool {
 mod tests {
     use super::*;
 
+    /// The fuzz target's corpus (fuzz/corpus/glob, grown by
+    /// `cargo +nightly fuzz run glob`), replayed the way the target runs it.
+    #[test]
+    fn the_fuzz_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/glob");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut lines = data.split(|b| *b == b'\n');
+            let Some(flag) = lines.next().and_then(|l| std::str::from_utf8(l).ok()) else {
+                continue;
+            };
+            let Ok(parsed) = parse_group_glob(flag) else {
+                continue;
+            };
+            for name in lines {
+                for part in &parsed.glob.parts {
+                    if let Part::Pattern(p) = part {
+                        let _ = matches(p, name);
+                    }
+                }
+            }
+            replayed += 1;
+        }
+        assert!(replayed >= 3, "{replayed} corpus files in {}", dir.display());
+    }
+
     #[test]
     fn component_matching() {
         let cases: &[(&str, &str, bool)] = &[

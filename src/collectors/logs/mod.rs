@@ -84,7 +84,7 @@
 //! `sentinel_log_mount_table_unreadable` is 1 (F17: with no table at all the
 //! until-full series are absent and only `st_dev` keeps walks on their mount).
 
-mod glob;
+pub mod glob;
 mod track;
 mod walk;
 
