@@ -47,6 +47,9 @@
 #     end of recovery all of them answering again.
 #
 # Usage (root): bench/soak.sh [--duration SECONDS] [--phase-seconds SECONDS]
+# Stop it early with Ctrl-C, or SIGTERM to the inner bench/soak.sh (the
+# namespace's PID 1, the child of unshare, which ignores SIGTERM itself): its
+# trap undoes everything.
 # bench/soak.sh --report DIR prints the table and checks again for a
 # directory kept with KEEP=1.
 # Env: WRONG_MAX (seconds a wrong password may take; default 2), BIN (default: target/release/node-sentinel, built if missing),
@@ -145,7 +148,8 @@ PY=/usr/bin/python3; [ -x $PY ] || PY=python3
 
 D=$(mktemp -d /tmp/sentinel-soak.XXXXXX)
 CGROOT=/sys/fs/cgroup/unified; [ -e $CGROOT/cgroup.procs ] || CGROOT=/sys/fs/cgroup
-SLICE=$CGROOT/sentinel-soak-$$.slice
+# Named after the work directory: inside the PID namespace $$ is always 1.
+SLICE=$CGROOT/${D##*/}.slice
 mkdir -p "$SLICE/user@0.service" "$SLICE/load" /run/systemd/system
 LOADPIDS=() STOPPED=() FUSEPIDS=() DOCKERD="" CONTAINERD="" MANAGER="" EXP=""
 
