@@ -425,14 +425,7 @@ fn a_corrupted_ext4_errors_and_is_remounted_read_only() {
     }
     let _one = serial();
     let dir = TempDir::new("kernel-ext4");
-    let img = dir.path().join("fs.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    let img_s = img.to_str().unwrap();
-    run("mkfs.ext4", &["-q", "-F", img_s]);
-    let dev = Loop(run("losetup", &["-f", "--show", img_s]).trim().to_string());
+    let dev = ext4_on_loop(dir.path(), "fs");
     let mnt = dir.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let mnt_s = mnt.to_str().unwrap();
@@ -605,8 +598,8 @@ fn an_overrun_is_counted_as_missed_and_reading_goes_on() {
     });
 }
 
-/// A fresh ext4 image on a loop device, mounted at `dir/name` with `options`.
-fn loop_ext4(dir: &Path, name: &str, options: &str) -> (Loop, Mounted, PathBuf) {
+/// A fresh 32 MiB ext4 image `dir/name.img` on a loop device.
+fn ext4_on_loop(dir: &Path, name: &str) -> Loop {
     let img = dir.join(format!("{name}.img"));
     std::fs::File::create(&img)
         .unwrap()
@@ -614,7 +607,12 @@ fn loop_ext4(dir: &Path, name: &str, options: &str) -> (Loop, Mounted, PathBuf) 
         .unwrap();
     let img_s = img.to_str().unwrap();
     run("mkfs.ext4", &["-q", "-F", img_s]);
-    let dev = Loop(run("losetup", &["-f", "--show", img_s]).trim().to_string());
+    Loop(run("losetup", &["-f", "--show", img_s]).trim().to_string())
+}
+
+/// [`ext4_on_loop`], mounted at `dir/name` with `options`.
+fn loop_ext4(dir: &Path, name: &str, options: &str) -> (Loop, Mounted, PathBuf) {
+    let dev = ext4_on_loop(dir, name);
     let mnt = dir.join(name);
     std::fs::create_dir_all(&mnt).unwrap();
     run("mount", &["-o", options, &dev.0, mnt.to_str().unwrap()]);
