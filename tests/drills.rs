@@ -324,6 +324,31 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// A real Alertmanager in `dir` sending every alert, and its resolution, to
+/// `hook` at once; its port.
+fn alertmanager_to(hook: &Webhook, dir: &Path) -> (Daemon, u16) {
+    let am_port = common::free_port();
+    std::fs::write(
+        dir.join("am.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/\n        send_resolved: true\n",
+            hook.port
+        ),
+    )
+    .unwrap();
+    let am = Daemon::spawn(
+        "alertmanager",
+        Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}/am.yml", dir.display()))
+            .arg(format!("--storage.path={}/am", dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address="),
+        &dir.join("am.log"),
+    );
+    (am, am_port)
+}
+
 /// An (unanchored) regex that matches every mountpoint except `keep`, for
 /// `--collector.filesystem.mount-points-exclude`: other work on this machine
 /// fills its own tmpfs mounts, which must not page during the quiet run.
@@ -799,25 +824,7 @@ fn incident_drills() {
 
     // Alertmanager → webhook; Prometheus → Alertmanager.
     let hook = Webhook::start();
-    let am_port = common::free_port();
-    std::fs::write(
-        dir.join("am.yml"),
-        format!(
-            "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/\n        send_resolved: true\n",
-            hook.port
-        ),
-    )
-    .unwrap();
-    let _am = Daemon::spawn(
-        "alertmanager",
-        Command::new("/usr/bin/prometheus-alertmanager")
-            .arg(format!("--config.file={}/am.yml", dir.display()))
-            .arg(format!("--storage.path={}/am", dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address="),
-        &dir.join("am.log"),
-    );
+    let (_am, am_port) = alertmanager_to(&hook, &dir);
     let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
     std::fs::write(dir.join("rules.yml"), common::rules::shortened(&shipped)).unwrap();
     let prom_port = common::free_port();
@@ -1522,25 +1529,7 @@ fn drill_kubelet_blind_to_a_runtime_hang() {
     ]);
     let instance = format!("127.0.0.1:{}", e.port);
     let hook = Webhook::start();
-    let am_port = common::free_port();
-    std::fs::write(
-        dir.join("am.yml"),
-        format!(
-            "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/\n        send_resolved: true\n",
-            hook.port
-        ),
-    )
-    .unwrap();
-    let _am = Daemon::spawn(
-        "alertmanager",
-        Command::new("/usr/bin/prometheus-alertmanager")
-            .arg(format!("--config.file={}/am.yml", dir.display()))
-            .arg(format!("--storage.path={}/am", dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address="),
-        &dir.join("am.log"),
-    );
+    let (_am, am_port) = alertmanager_to(&hook, &dir);
     let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
     std::fs::write(dir.join("rules.yml"), common::rules::shortened(&shipped)).unwrap();
     let prom_port = common::free_port();
