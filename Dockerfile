@@ -42,10 +42,6 @@ FROM ${BINARY} AS binary
 
 FROM ${BASE_IMAGE}
 COPY --from=binary /node-sentinel /usr/bin/node-sentinel
-# glibc gives each thread that allocates an arena of its own (up to 8 a
-# core); the exporter's allocations are small and few: two arenas keep ~1 MiB
-# of resident memory that would otherwise sit in idle ones.
-ENV MALLOC_ARENA_MAX=2
 # Unprivileged by default (the HTTP side and most collectors work so); the
 # DaemonSet and the docker run line above run it as root with three
 # capabilities, since a non-root container gets none of them.

@@ -1,6 +1,7 @@
 //! node-sentinel: a Prometheus exporter that sees Kubernetes/Docker node
 //! outages coming. See README.md for the why; `collector` for the shape.
 
+pub mod allocator;
 pub mod build_info;
 pub mod collector;
 pub mod collectors;

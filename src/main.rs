@@ -1,10 +1,12 @@
-//! Start-up: flags → logging → the soft open-files limit raised to the hard
-//! one → collectors → HTTP server, and a clean exit.
+//! Start-up: malloc arenas limited (`allocator`) → flags → logging → the
+//! soft open-files limit raised to the hard one → collectors → HTTP server,
+//! and a clean exit.
 //!
-//! Two runtimes, two workers each: the collectors' and the server's. A
-//! collector round that computes for a few milliseconds (300 units, 1,000
-//! processes, encoding a snapshot) then never sits in front of a scrape on
-//! the same worker; bcrypt runs on the server's blocking pool.
+//! Two runtimes: the collectors' (two workers) and the server's (the main
+//! thread alone, `serving_runtime`). A collector round that computes for a
+//! few milliseconds (300 units, 1,000 processes, encoding a snapshot) then
+//! never sits in front of a scrape; bcrypt runs on the server's blocking
+//! pool.
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT, 2 for bad flags (clap prints the flag
 //! and the problem) or a bad `--web.config.file` (checked before anything
@@ -22,6 +24,7 @@ use node_sentinel::web_config::WebConfig;
 use node_sentinel::{collectors, diagnose, http, panics};
 
 fn main() -> ExitCode {
+    node_sentinel::allocator::limit_arenas();
     let cli = Cli::parse();
     init_logging(&cli);
     panics::install_hook();
@@ -44,7 +47,7 @@ fn main() -> ExitCode {
         print!("{report}");
         return ExitCode::from(if serious { 3 } else { 0 });
     }
-    let serving = match runtime("sentinel-http", 2) {
+    let serving = match serving_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -62,15 +65,26 @@ fn main() -> ExitCode {
 }
 
 fn runtime(name: &'static str, workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("node-sentinel: cannot start the async runtime: {e}");
-            ExitCode::from(1)
-        })
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers).thread_name(name);
+    build(builder)
+}
+
+/// The server's runtime: the main thread alone accepts, reads, and writes
+/// every connection. A scrape then costs no wake-up of another thread
+/// (each one a futex call and, on a VM, an inter-processor interrupt);
+/// bcrypt still runs on this runtime's blocking pool.
+fn serving_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.thread_name("sentinel-http");
+    build(builder)
+}
+
+fn build(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("node-sentinel: cannot start the async runtime: {e}");
+        ExitCode::from(1)
+    })
 }
 
 fn init_logging(cli: &Cli) {
@@ -133,6 +147,7 @@ async fn run(cli: Cli, web: WebConfig, collecting: &tokio::runtime::Runtime) -> 
         // Collector tasks are spawned onto their own runtime; the guard ends
         // here, before the server spawns its connections.
         let _collecting = collecting.enter();
+        tokio::spawn(node_sentinel::allocator::trim_periodically());
         let mut scheduler = Scheduler::new();
         collectors::start(&cli.collectors, &cli.paths, &mut scheduler);
         scheduler
