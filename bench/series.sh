@@ -25,8 +25,11 @@
 #      LOG_FILES (500), CONTAINERS (20), BIN, NODE_EXPORTER,
 #      SAVE (a file to keep node-sentinel's last text scrape in).
 #
-# Latency is curl's time_total over loopback, one scrape at a time, alternating
-# between the exporters. CPU per scrape is the exporter's CPU time (summed
+# Latency is curl's time_total over loopback, one scrape at a time: first a new
+# connection per scrape, alternating between the exporters (a curl each), then
+# one kept-alive connection per exporter (one curl, as Prometheus keeps its
+# connection between scrapes that come within the exporter's idle timeout:
+# 10 s for node-sentinel). CPU per scrape is the exporter's CPU time (summed
 # over its threads from /proc/PID/task/*/schedstat, ns) during the scrapes,
 # less, for node-sentinel, what it spends collecting in the background over
 # the same time (measured first, with no scrapes); node_exporter collects at
@@ -186,9 +189,21 @@ for _ in $(seq "$SCRAPES"); do
   b=$(cpu_ns $NE); n_cpu=$((n_cpu + b - a))
 done
 
+# The same again over one kept-alive connection per exporter.
+keepalive() { # url times-file -> exporter CPU ns over the scrapes
+  local args=() i
+  for i in $(seq "$SCRAPES"); do args+=(-o /dev/null "$1"); done
+  curl -s --max-time 600 -w '%{time_total}\n' "${args[@]}" > "$2"
+}
+a=$(cpu_ns $SENTINEL); t0=$(date +%s%N)
+keepalive "$S_URL" "$D/s.ka.times"
+t1=$(date +%s%N); b=$(cpu_ns $SENTINEL)
+s_ka_cpu=$((b - a)); s_ka_wall=$((t1 - t0))
+a=$(cpu_ns $NE); keepalive "$N_URL" "$D/n.ka.times"; b=$(cpu_ns $NE); n_ka_cpu=$((b - a))
+
 pct() { sort -n "$1" | awk '{v[NR]=$1} END {printf "p50 %.3f ms, p99 %.3f ms, max %.3f ms", v[int(NR*0.50+0.999)]*1000, v[int(NR*0.99+0.999)]*1000, v[NR]*1000}'; }
 size() { curl -s -o /dev/null -w '%{size_download}' "$@"; }
-report() { # name url pid cpu_ns_total background_ns
+report() { # name url pid cpu_ns_total background_ns times-prefix keepalive_cpu_ns keepalive_background_ns
   local body; body=$(curl -s "$2")
   local series; series=$(grep -vc '^#' <<<"$body")
   local plain; plain=$(size "$2")
@@ -197,18 +212,21 @@ report() { # name url pid cpu_ns_total background_ns
   echo "$1"
   echo "  series:            $series"
   echo "  bytes per scrape:  $plain plain (text 0.0.4), $om OpenMetrics, $gz gzip"
-  echo "  scrape latency:    $(pct "$D/$6.times") ($SCRAPES scrapes)"
-  awk -v c="$4" -v bg="$5" -v n="$SCRAPES" 'BEGIN {
-      printf "  CPU per scrape:    %.3f ms (%.3f ms raw, background collection %.3f ms of it)\n", (c - bg) / n / 1e6, c / n / 1e6, bg / n / 1e6 }'
+  echo "  scrape latency, new connection each:  $(pct "$D/$6.times") ($SCRAPES scrapes)"
+  echo "  scrape latency, one kept-alive:       $(pct "$D/$6.ka.times") ($SCRAPES scrapes)"
+  awk -v c="$4" -v bg="$5" -v kc="$7" -v kbg="$8" -v n="$SCRAPES" 'BEGIN {
+      printf "  CPU per scrape, new connection each:  %.3f ms (%.3f ms raw, background collection %.3f ms of it)\n", (c - bg) / n / 1e6, c / n / 1e6, bg / n / 1e6
+      printf "  CPU per scrape, one kept-alive:       %.3f ms (%.3f ms raw)\n", (kc - kbg) / n / 1e6, kc / n / 1e6 }'
   echo "  RSS:               $(rss_kib "$3") KiB ($(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^VmHWM/ {h=$2} END {printf "anonymous %d, file-backed (the binary'"'"'s pages) %d, peak %d", a, f, h}' /proc/"$3"/status) KiB)"
 }
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine delays scrapes too)"
 [ -z "${SAVE:-}" ] || curl -s "$S_URL" > "$SAVE"
-report "node-sentinel $("$BIN" --version 2>&1 | head -1)" "$S_URL" $SENTINEL $s_cpu $(( idle_ns_per_s * s_wall / 1000000000 )) s
+report "node-sentinel $("$BIN" --version 2>&1 | head -1)" "$S_URL" $SENTINEL $s_cpu $(( idle_ns_per_s * s_wall / 1000000000 )) s \
+  $s_ka_cpu $(( idle_ns_per_s * s_ka_wall / 1000000000 ))
 curl -s "$S_URL" | grep -v '^#' | sed 's/[{ ].*//; s/_bucket$//; s/_count$//; s/_sum$//' | sed 's/^\(sentinel_[a-z]*\)_.*/\1/' | sort | uniq -c | sort -rn | awk '{printf "    %5d %s\n", $1, $2}'
 echo
-report "prometheus-node-exporter $("$NODE_EXPORTER" --version 2>&1 | head -1 | awk '{print $3}')" "$N_URL" $NE $n_cpu 0 n
+report "prometheus-node-exporter $("$NODE_EXPORTER" --version 2>&1 | head -1 | awk '{print $3}')" "$N_URL" $NE $n_cpu 0 n $n_ka_cpu 0
 ok=$(curl -s "$N_URL" | awk '$1 ~ /^node_scrape_collector_success\{collector="(systemd|processes)"\}/ {printf "%s=%s ", $1, $2}')
 echo "  $ok"
 if grep -q panicked "$D/sentinel.log"; then echo "PANIC in node-sentinel's log"; exit 1; fi

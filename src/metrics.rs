@@ -308,14 +308,6 @@ impl std::fmt::Write for OpenMetricsWriter<'_> {
     }
 }
 
-/// Encode a whole registry as OpenMetrics text.
-pub fn encode_registry(
-    out: &mut String,
-    registry: &prometheus_client::registry::Registry,
-) -> std::fmt::Result {
-    prometheus_client::encoding::text::encode(&mut OpenMetricsWriter::new(out), registry)
-}
-
 /// A set of families encoded once in both exposition formats, each without
 /// a trailer (OpenMetrics' `# EOF` is added once per scrape, after the last
 /// block), so blocks from several collectors concatenate into one valid body.
@@ -326,6 +318,14 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// The block in `format`.
+    pub fn get(&self, format: Format) -> &bytes::Bytes {
+        match format {
+            Format::OpenMetrics => &self.openmetrics,
+            Format::Text => &self.text,
+        }
+    }
+
     /// Encode `families` in both formats.
     pub fn new(families: &[Family]) -> Encoded {
         Encoded {

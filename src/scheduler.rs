@@ -146,7 +146,6 @@ mod tests {
     use super::*;
     use crate::collector::{CollectError, Collection};
     use crate::metrics::Family;
-    use crate::store::registry;
 
     struct Counting {
         rounds: u32,
@@ -205,9 +204,8 @@ mod tests {
     }
 
     fn render(store: &Arc<Store>) -> String {
-        let mut out = String::new();
-        metrics::encode_registry(&mut out, &registry(store.clone())).unwrap();
-        out
+        let body = store.exposition(metrics::Format::OpenMetrics, &[]);
+        String::from_utf8(body.concat()).unwrap()
     }
 
     #[tokio::test(start_paused = true)]

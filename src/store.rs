@@ -1,7 +1,9 @@
 //! The snapshot store: one slot per collector, each holding the latest
 //! published round, replaced whole, and that round already encoded in both
-//! exposition formats. `/metrics` concatenates these blocks and encodes only
-//! the exporter's own few families per scrape ([`Store::exposition`]).
+//! exposition formats, with the slot's rows of the exporter's own families
+//! (`sentinel_collector_*`). A scrape only lines these pieces up
+//! ([`Store::exposition`]): no copy of the collectors' blocks, no encoding
+//! but the headers of the own families it interleaves.
 //!
 //! It also answers the health checks. Healthy ([`Store::healthy`]): every
 //! collector's task is alive and its loop has made progress (started or
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::DescriptorEncoder;
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::metrics::{self, Encoded, Family, Format};
@@ -95,10 +97,27 @@ pub struct Slot {
 
 /// A published round and its encoding, swapped together so that a scrape
 /// never pairs one round's status with another round's series.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Snapshot {
     published: Arc<Published>,
     encoded: Arc<Encoded>,
+    /// This slot's rows of each of `own_families`, in that order, without
+    /// headers (empty where the family has no series for this slot).
+    own_rows: Arc<[Encoded]>,
+}
+
+impl Snapshot {
+    fn new(name: &'static str, interval: Duration, published: Published) -> Self {
+        let own_rows = own_families(name, interval, &published)
+            .iter()
+            .map(|f| rows(&Encoded::new(std::slice::from_ref(f))))
+            .collect();
+        Snapshot {
+            encoded: Arc::new(Encoded::new(&published.families)),
+            published: Arc::new(published),
+            own_rows,
+        }
+    }
 }
 
 impl Slot {
@@ -106,7 +125,7 @@ impl Slot {
         Slot {
             name,
             interval,
-            current: RwLock::new(Snapshot::default()),
+            current: RwLock::new(Snapshot::new(name, interval, Published::default())),
             progress: Mutex::new(Instant::now()),
             alive: AtomicBool::new(true),
         }
@@ -134,10 +153,7 @@ impl Slot {
     /// Encodes the round once, here, off the scrape path: scrapes then only
     /// copy these bytes, however many scrapers there are.
     pub(crate) fn publish(&self, published: Published) {
-        let snapshot = Snapshot {
-            encoded: Arc::new(Encoded::new(&published.families)),
-            published: Arc::new(published),
-        };
+        let snapshot = Snapshot::new(self.name, self.interval, published);
         *panics::write(&self.current) = snapshot;
         self.progressed();
     }
@@ -216,84 +232,97 @@ impl Store {
         }
     }
 
-    /// Encode every snapshot and the exporter's own metrics.
-    pub fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let current: Vec<Arc<Published>> = self.slots.iter().map(|s| s.current()).collect();
-        for published in &current {
-            metrics::encode_families(encoder, &published.families)?;
-        }
-        metrics::encode_families(encoder, &self.self_metrics(&current))
-    }
-
-    /// One scrape's body in `format`: every collector's block as encoded when
-    /// it was published, then the exporter's own families and `extra`
-    /// (encoded now: they are a few dozen series), then OpenMetrics' `# EOF`.
-    pub fn exposition(&self, format: Format, extra: &[Family]) -> bytes::Bytes {
+    /// One scrape's body in `format`, as pieces to send in order: every
+    /// collector's block as encoded when it was published, the exporter's
+    /// own families (`sentinel_build_info`, then `own_families`' rows from
+    /// every slot under one header each), `extra` (encoded now: the seven
+    /// `process_*` series), and OpenMetrics' `# EOF`.
+    pub fn exposition(&self, format: Format, extra: &[Family]) -> Vec<Bytes> {
         let snapshots: Vec<Snapshot> = self.slots.iter().map(|s| s.snapshot()).collect();
-        let current: Vec<Arc<Published>> = snapshots.iter().map(|s| s.published.clone()).collect();
-        let mut own = self.self_metrics(&current);
-        own.extend_from_slice(extra);
-        let (own, eof) = match format {
-            Format::OpenMetrics => (metrics::encode_openmetrics(&own), metrics::OPENMETRICS_EOF),
-            Format::Text => (metrics::encode_text(&own), ""),
-        };
-        let blocks = snapshots.iter().map(|s| match format {
-            Format::OpenMetrics => &s.encoded.openmetrics,
-            Format::Text => &s.encoded.text,
-        });
-        let size: usize = blocks.clone().map(|b| b.len()).sum::<usize>() + own.len() + eof.len();
-        let mut body = bytes::BytesMut::with_capacity(size);
-        for block in blocks {
-            body.extend_from_slice(block);
+        let mut body: Vec<Bytes> = snapshots
+            .iter()
+            .map(|s| s.encoded.get(format).clone())
+            .collect();
+        let (build, headers) = own_headers();
+        let mut own = bytes::BytesMut::with_capacity(4096);
+        own.extend_from_slice(build.get(format));
+        for (i, header) in headers.iter().enumerate() {
+            let mut rows = snapshots
+                .iter()
+                .map(|s| s.own_rows[i].get(format))
+                .filter(|r| !r.is_empty())
+                .peekable();
+            if rows.peek().is_none() {
+                // As client_golang does: a family with no series is left out.
+                continue;
+            }
+            own.extend_from_slice(header.get(format));
+            for r in rows {
+                own.extend_from_slice(r);
+            }
         }
-        body.extend_from_slice(own.as_bytes());
-        body.extend_from_slice(eof.as_bytes());
-        body.freeze()
+        body.push(own.freeze());
+        body.push(Encoded::new(extra).get(format).clone());
+        if format == Format::OpenMetrics {
+            body.push(Bytes::from_static(metrics::OPENMETRICS_EOF.as_bytes()));
+        }
+        body
     }
+}
 
-    fn self_metrics(&self, current: &[Arc<Published>]) -> Vec<Family> {
-        let mut success = Family::gauge(
-            "sentinel_collector_success",
-            "1 if the collector's latest round succeeded.",
-        );
-        let mut duration = Family::gauge(
-            "sentinel_collector_duration_seconds",
-            "Duration of the collector's latest round.",
-        );
-        let mut last = Family::gauge(
-            "sentinel_collector_last_success_timestamp_seconds",
-            "Unix time of the collector's latest successful round.",
-        );
-        let mut dropped = Family::gauge(
-            "sentinel_series_dropped",
-            "Series the collector's latest round left out because a label cap was reached.",
-        );
-        let mut interval = Family::gauge(
-            "sentinel_collector_interval_seconds",
-            "How often the collector samples.",
-        );
-        let mut installed = Family::gauge(
-            crate::collector::INSTALLED,
-            "0 while the collector's subject shows no sign of being on the node (no socket, daemon, unit or state directory); its other series are absent meanwhile.",
-        );
-        let mut panics = Family::counter(
-            "sentinel_collector_panics",
-            "Rounds of the collector that panicked (a bug; each is a failed round, and the collector keeps running).",
-        );
-        for (slot, p) in self.slots.iter().zip(current) {
-            let label = || vec![("collector", slot.name.to_string())];
-            success.push(label(), metrics::flag(p.success));
-            duration.push(label(), p.duration.as_secs_f64());
-            if let Some(t) = p.last_success {
-                last.push(label(), t);
-            }
-            dropped.push(label(), p.series_dropped as f64);
-            interval.push(label(), slot.interval.as_secs_f64());
-            panics.push(label(), p.panics_total as f64);
-            if p.not_installed {
-                installed.push(label(), 0.0);
-            }
-        }
+/// The exporter's own families about one collector, one series each at
+/// most, in exposition order.
+fn own_families(name: &'static str, every: Duration, p: &Published) -> Vec<Family> {
+    let label = || vec![("collector", name.to_string())];
+    let mut dropped = Family::gauge(
+        "sentinel_series_dropped",
+        "Series the collector's latest round left out because a label cap was reached.",
+    );
+    dropped.push(label(), p.series_dropped as f64);
+    let mut duration = Family::gauge(
+        "sentinel_collector_duration_seconds",
+        "Duration of the collector's latest round.",
+    );
+    duration.push(label(), p.duration.as_secs_f64());
+    let mut installed = Family::gauge(
+        crate::collector::INSTALLED,
+        "0 while the collector's subject shows no sign of being on the node (no socket, daemon, unit or state directory); its other series are absent meanwhile.",
+    );
+    if p.not_installed {
+        installed.push(label(), 0.0);
+    }
+    let mut interval = Family::gauge(
+        "sentinel_collector_interval_seconds",
+        "How often the collector samples.",
+    );
+    interval.push(label(), every.as_secs_f64());
+    let mut last = Family::gauge(
+        "sentinel_collector_last_success_timestamp_seconds",
+        "Unix time of the collector's latest successful round.",
+    );
+    if let Some(t) = p.last_success {
+        last.push(label(), t);
+    }
+    let mut panics = Family::counter(
+        "sentinel_collector_panics",
+        "Rounds of the collector that panicked (a bug; each is a failed round, and the collector keeps running).",
+    );
+    panics.push(label(), p.panics_total as f64);
+    let mut success = Family::gauge(
+        "sentinel_collector_success",
+        "1 if the collector's latest round succeeded.",
+    );
+    success.push(label(), metrics::flag(p.success));
+    vec![
+        dropped, duration, installed, interval, last, panics, success,
+    ]
+}
+
+/// `sentinel_build_info` encoded whole, and the `# HELP`/`# TYPE` lines of
+/// each of `own_families`, in both formats: they never change.
+fn own_headers() -> &'static (Encoded, Vec<Encoded>) {
+    static HEADERS: std::sync::OnceLock<(Encoded, Vec<Encoded>)> = std::sync::OnceLock::new();
+    HEADERS.get_or_init(|| {
         let mut build = Family::gauge(
             "sentinel_build_info",
             "Build information of this node-sentinel; always 1.",
@@ -306,27 +335,44 @@ impl Store {
             ],
             1.0,
         );
-        vec![
-            build, dropped, duration, installed, interval, last, panics, success,
-        ]
+        // Every family with its one series, so that none is left out.
+        let full = Published {
+            last_success: Some(0.0),
+            not_installed: true,
+            ..Published::default()
+        };
+        let headers = own_families("", Duration::ZERO, &full)
+            .iter()
+            .map(|f| {
+                let whole = Encoded::new(std::slice::from_ref(f));
+                let header = |b: &Bytes| lines(b, true);
+                Encoded {
+                    openmetrics: header(&whole.openmetrics),
+                    text: header(&whole.text),
+                }
+            })
+            .collect();
+        (Encoded::new(&[build]), headers)
+    })
+}
+
+/// An encoded family without its `# HELP`/`# TYPE` lines.
+fn rows(e: &Encoded) -> Encoded {
+    Encoded {
+        openmetrics: lines(&e.openmetrics, false),
+        text: lines(&e.text, false),
     }
 }
 
-/// The store as a prometheus-client collector, so the text encoder walks it at scrape time.
-#[derive(Debug)]
-struct StoreView(Arc<Store>);
-
-impl prometheus_client::collector::Collector for StoreView {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(&mut encoder)
+/// The lines of `b` that are comments (`headers`) or that are not.
+fn lines(b: &Bytes, headers: bool) -> Bytes {
+    let mut out = Vec::with_capacity(b.len());
+    for line in b.split_inclusive(|&c| c == b'\n') {
+        if line.starts_with(b"# ") == headers {
+            out.extend_from_slice(line);
+        }
     }
-}
-
-/// A registry whose only content is the store.
-pub fn registry(store: Arc<Store>) -> prometheus_client::registry::Registry {
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(StoreView(store)));
-    registry
+    out.into()
 }
 
 #[cfg(test)]
@@ -366,6 +412,73 @@ mod tests {
                 .unwrap_err()
                 .contains("slow: its task has ended")
         );
+    }
+
+    #[test]
+    fn a_scrape_lines_up_the_bytes_the_encoder_would_write() {
+        let mut store = Store::default();
+        let a = Arc::new(Slot::new("a", Duration::from_secs(5)));
+        let b = Arc::new(Slot::new("b", Duration::from_secs(60)));
+        store.add(a.clone());
+        store.add(b.clone());
+        let mut up = Family::gauge("sentinel_a_up", "Up.");
+        up.push(vec![], 1.0);
+        let pa = Published {
+            families: vec![up.clone()],
+            success: true,
+            last_success: Some(1.5),
+            rounds: 1,
+            ..Published::default()
+        };
+        let pb = Published {
+            success: true,
+            not_installed: true,
+            panics_total: 2,
+            rounds: 1,
+            ..Published::default()
+        };
+        let (build, _) = own_headers();
+        // What one encoder run over every family would write.
+        let mut expected = vec![up];
+        let mut own = own_families("a", a.interval, &pa);
+        for (all, theirs) in own.iter_mut().zip(own_families("b", b.interval, &pb)) {
+            all.samples.extend(theirs.samples);
+        }
+        expected.extend(own);
+        let mut extra = Family::gauge("process_threads", "Threads.");
+        extra.push(vec![], 3.0);
+        a.publish(pa);
+        b.publish(pb);
+        let text = store
+            .exposition(Format::Text, std::slice::from_ref(&extra))
+            .concat();
+        let om = store
+            .exposition(Format::OpenMetrics, std::slice::from_ref(&extra))
+            .concat();
+        let with_build = |encode: fn(&[Family]) -> String, b: &Bytes| {
+            let (collectors, own) = expected.split_at(1);
+            let mut out = encode(collectors);
+            out.push_str(std::str::from_utf8(b).unwrap());
+            out.push_str(&encode(own));
+            out.push_str(&encode(std::slice::from_ref(&extra)));
+            out
+        };
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            with_build(metrics::encode_text, &build.text)
+        );
+        let om = String::from_utf8(om).unwrap();
+        assert_eq!(
+            om,
+            with_build(metrics::encode_openmetrics, &build.openmetrics) + metrics::OPENMETRICS_EOF
+        );
+        // Families only one slot has a series in carry only that series.
+        assert!(om.contains("sentinel_collector_installed{collector=\"b\"} 0"));
+        assert!(!om.contains("sentinel_collector_installed{collector=\"a\"}"));
+        assert!(
+            om.contains("sentinel_collector_last_success_timestamp_seconds{collector=\"a\"} 1.5")
+        );
+        assert!(!om.contains("sentinel_collector_last_success_timestamp_seconds{collector=\"b\"}"));
     }
 
     #[test]

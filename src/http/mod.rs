@@ -4,9 +4,9 @@
 //! - `/metrics` answers in OpenMetrics 1.0 when the `Accept` header asks for
 //!   it (Prometheus does), else in the classic text format 0.0.4; gzip when
 //!   `Accept-Encoding` allows. The body is the collectors' blocks as encoded
-//!   when they were published, concatenated, plus the exporter's own
-//!   families and the `process_*` self-metrics (`process`), encoded per
-//!   scrape. At most `--web.max-requests` are served at once; more get 503 at
+//!   when they were published, sent as they are (no copy), then the
+//!   exporter's own families and the `process_*` self-metrics (`process`,
+//!   read per scrape). At most `--web.max-requests` are served at once; more get 503 at
 //!   once, as node_exporter does.
 //! - `--web.config.file` adds basic auth, `rate_limit` (`auth`) and headers
 //!   as layers over the same router (`with_web_config`).
@@ -148,8 +148,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         let _ = tokio::time::timeout(WRITE_STALL_TIMEOUT, body_done).await;
         drop(permit);
     });
-    let chunks = (0..body.len()).step_by(BODY_CHUNK).map(move |at| {
-        Ok::<_, std::convert::Infallible>(body.slice(at..(at + BODY_CHUNK).min(body.len())))
+    let chunks = body.into_iter().flat_map(|piece| {
+        (0..piece.len()).step_by(BODY_CHUNK).map(move |at| {
+            Ok::<_, std::convert::Infallible>(piece.slice(at..(at + BODY_CHUNK).min(piece.len())))
+        })
     });
     let release = futures_util::stream::poll_fn(move |_| {
         let _held = &sent;

@@ -5,7 +5,10 @@
 //! floods), `process_threads` (threads stranded on hung mounts),
 //! `process_start_time_seconds` (restarts behind gaps).
 //!
-//! Encoded per scrape: seven series, a few reads of `/proc/self`.
+//! Read per scrape: `/proc/self/stat` and the size of `/proc/self/fd`
+//! through a handle opened once; the start time is computed once.
+
+use std::sync::OnceLock;
 
 use procfs::process::Process;
 
@@ -21,8 +24,10 @@ pub fn families() -> Vec<Family> {
             out.push(f);
         }
     };
-    let me = Process::myself().ok();
-    let stat = me.as_ref().and_then(|p| p.stat().ok());
+    static ME: OnceLock<Option<Process>> = OnceLock::new();
+    static START: OnceLock<Option<f64>> = OnceLock::new();
+    let me = ME.get_or_init(|| Process::myself().ok()).as_ref();
+    let stat = me.and_then(|p| p.stat().ok());
     let ticks = procfs::ticks_per_second() as f64;
     gauge(
         "process_max_fds",
@@ -34,9 +39,7 @@ pub fn families() -> Vec<Family> {
     gauge(
         "process_open_fds",
         "Number of open file descriptors.",
-        me.as_ref()
-            .and_then(|p| p.fd_count().ok())
-            .map(|n| n as f64),
+        me.and_then(|p| p.fd_count().ok()).map(|n| n as f64),
     );
     gauge(
         "process_resident_memory_bytes",
@@ -47,9 +50,9 @@ pub fn families() -> Vec<Family> {
     gauge(
         "process_start_time_seconds",
         "Start time of the process since unix epoch in seconds.",
-        stat.as_ref().and_then(|s| {
+        *START.get_or_init(|| {
             let boot = procfs::boot_time_secs().ok()? as f64;
-            Some(boot + s.starttime as f64 / ticks)
+            Some(boot + stat.as_ref()?.starttime as f64 / ticks)
         }),
     );
     gauge(
