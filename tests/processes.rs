@@ -638,8 +638,10 @@ fn sync_writers_flickering_in_and_out_of_d_state_are_not_stuck() {
     println!(
         "sync writers: in D at {in_d} of {samples} samples; longest unbroken D time {worst} s"
     );
+    // The case needs the writers seen in D often, not most of the time (how
+    // often depends on the disk under the loop image).
     assert!(
-        in_d * 2 >= samples,
+        in_d * 4 >= samples,
         "the writers were in D at only {in_d} of {samples} samples: no busy-I/O case here"
     );
     // Far under the alert's 120 s, and under the 20 s they were watched.
