@@ -207,6 +207,50 @@ fn silent_partial_requests_do_not_starve_scrapes_at_1024_fds() {
 }
 
 #[test]
+fn a_client_trickling_its_head_byte_by_byte_is_cut_off_and_scrapes_go_on() {
+    let served = Served::start(None, COLLECTORS);
+    let mut s = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let opened = Instant::now();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    // A byte every 200 ms: never idle, never a complete head.
+    let cut = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if s.write_all(b"a").is_err() {
+            break opened.elapsed();
+        }
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "still open after 30 s"
+        );
+        let (status, took) = request_from(Ipv4Addr::LOCALHOST, served.port, "/-/healthy", "");
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_secs(1), "a scrape beside it took {took:?}");
+    };
+    let limit = node_sentinel::http::HEADER_READ_TIMEOUT;
+    // The peer's close shows on a write only a round trip later.
+    assert!(cut >= limit && cut < limit + Duration::from_secs(3), "cut after {cut:?}");
+}
+
+#[test]
+fn an_oversized_head_gets_431_and_no_memory_grows() {
+    let served = Served::start(None, COLLECTORS);
+    let rss = |m: &Metrics| m.get("process_resident_memory_bytes", &[]).unwrap();
+    let before = rss(&served.metrics());
+    let big = format!("X-Big: {}\r\n", "a".repeat(64 * 1024));
+    for _ in 0..200 {
+        let (status, _) = request_from(Ipv4Addr::LOCALHOST, served.port, "/metrics", &big);
+        assert_eq!(status, 431, "{}", served.logs());
+    }
+    let after = rss(&served.metrics());
+    // 200 heads of 64 KiB each would be 12.5 MiB if any were kept.
+    assert!(
+        after - before < 4.0 * 1024.0 * 1024.0,
+        "RSS {before} -> {after} bytes"
+    );
+}
+
+#[test]
 fn soft_fd_limit_is_raised_to_the_hard_one() {
     if common::require("prlimit").is_none() {
         return;
