@@ -207,6 +207,63 @@ fn silent_partial_requests_do_not_starve_scrapes_at_1024_fds() {
 }
 
 #[test]
+fn a_client_trickling_its_head_byte_by_byte_is_cut_off_and_scrapes_go_on() {
+    let served = Served::start(None, COLLECTORS);
+    let mut s = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let opened = Instant::now();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    // A byte every 200 ms: never idle, never a complete head.
+    let cut = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if s.write_all(b"a").is_err() {
+            break opened.elapsed();
+        }
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "still open after 30 s"
+        );
+        let (status, took) = request_from(Ipv4Addr::LOCALHOST, served.port, "/-/healthy", "");
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_secs(1), "a scrape beside it took {took:?}");
+    };
+    let limit = node_sentinel::http::HEADER_READ_TIMEOUT;
+    // The peer's close shows on a write only a round trip later.
+    assert!(cut >= limit && cut < limit + Duration::from_secs(3), "cut after {cut:?}");
+}
+
+#[test]
+fn an_oversized_head_gets_431_and_no_memory_grows() {
+    let served = Served::start(None, COLLECTORS);
+    let rss = |m: &Metrics| m.get("process_resident_memory_bytes", &[]).unwrap();
+    let before = rss(&served.metrics());
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The exporter answers and closes before reading it all: the rest of
+        // the write may fail, and a reset may follow the answer.
+        let _ = s.write_all(head.as_bytes());
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?} {}", served.logs());
+    }
+    let after = rss(&served.metrics());
+    // 200 heads of 64 KiB each would be 12.5 MiB if any were kept.
+    assert!(
+        after - before < 4.0 * 1024.0 * 1024.0,
+        "RSS {before} -> {after} bytes"
+    );
+}
+
+#[test]
 fn soft_fd_limit_is_raised_to_the_hard_one() {
     if common::require("prlimit").is_none() {
         return;
@@ -678,6 +735,90 @@ impl Drop for Prometheus {
     }
 }
 
+/// A real Prometheus scraping `served` every `interval` seconds; `get` asks
+/// it an HTTP path.
+struct Scraper {
+    _prometheus: Prometheus,
+    _dir: TempDir,
+    port: u16,
+}
+
+impl Scraper {
+    fn start(served: &Served, prometheus: PathBuf, interval: u64) -> Scraper {
+        let dir = TempDir::new("http-prometheus");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: {interval}s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: sentinel\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+                served.port
+            ),
+        )
+        .unwrap();
+        let port = common::free_port();
+        let prometheus = Prometheus(
+            Command::new(prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus"),
+        );
+        Scraper {
+            _prometheus: prometheus,
+            _dir: dir,
+            port,
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{}{path}", self.port))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Once `up` has at least `at_least` samples over the last `window`
+    /// seconds: that count, after checking every one of them was 1.
+    fn successful_scrapes(&self, window: u64, at_least: f64) -> f64 {
+        let query = format!("/api/v1/query?query=count_over_time(up%5B{window}s%5D)");
+        let scrapes: f64 = common::wait_until(
+            Duration::from_secs(window + 60),
+            "a full window of scrapes",
+            || {
+                let body = self.get(&query);
+                // {"data":{"result":[{"metric":{...},"value":[<time>,"<n>"]}]}}
+                let (_, value) = body.split_once("\"value\":[")?;
+                let (_, n) = value.split_once(",\"")?;
+                let n: f64 = n.split('"').next()?.parse().ok()?;
+                (n >= at_least).then_some(n)
+            },
+        );
+        let worst = self.get(&format!(
+            "/api/v1/query?query=min_over_time(up%5B{window}s%5D)"
+        ));
+        assert!(worst.contains(",\"1\"]"), "some scrapes failed: {worst}");
+        scrapes
+    }
+
+    /// TCP connections Prometheus opened to the exporter.
+    fn dials(&self) -> f64 {
+        Metrics::parse(&self.get("/metrics"))
+            .get(
+                "net_conntrack_dialer_conn_established_total",
+                &[("dialer_name", "sentinel")],
+            )
+            .expect("Prometheus's dialer counter")
+    }
+}
+
 #[test]
 fn prometheus_scraping_every_second_keeps_one_connection_and_never_sees_503() {
     let (Some(prometheus), Some(_)) = (common::require("prometheus"), common::require("curl"))
@@ -685,65 +826,27 @@ fn prometheus_scraping_every_second_keeps_one_connection_and_never_sees_503() {
         return;
     };
     let served = Served::start(None, COLLECTORS);
-    let dir = TempDir::new("http-prometheus");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: sentinel\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
-            served.port
-        ),
-    )
-    .unwrap();
-    let port = common::free_port();
-    let _prometheus = Prometheus(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    let prom_get = |path: &str| {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{port}{path}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    // Past the header-read timeout, so a cut keep-alive connection would show.
+    let scraper = Scraper::start(&served, prometheus, 1);
+    // Past the first-head timeout, so a cut keep-alive connection would show.
     let window = node_sentinel::http::HEADER_READ_TIMEOUT.as_secs() + 8;
-    let query = format!("/api/v1/query?query=count_over_time(up%5B{window}s%5D)");
-    let scrapes: f64 = common::wait_until(
-        Duration::from_secs(window + 60),
-        "a full window of scrapes",
-        || {
-            let body = prom_get(&query);
-            // {"data":{"result":[{"metric":{...},"value":[<time>,"<n>"]}]}}
-            let (_, value) = body.split_once("\"value\":[")?;
-            let (_, n) = value.split_once(",\"")?;
-            let n: f64 = n.split('"').next()?.parse().ok()?;
-            (n >= window as f64 - 2.0).then_some(n)
-        },
-    );
-    let worst = prom_get(&format!(
-        "/api/v1/query?query=min_over_time(up%5B{window}s%5D)"
-    ));
-    assert!(worst.contains(",\"1\"]"), "some scrapes failed: {worst}");
+    let scrapes = scraper.successful_scrapes(window, window as f64 - 2.0);
     // One TCP connection for every scrape: none was cut by the exporter.
-    let own = Metrics::parse(&prom_get("/metrics"));
-    let dials = own
-        .get(
-            "net_conntrack_dialer_conn_established_total",
-            &[("dialer_name", "sentinel")],
-        )
-        .expect("Prometheus's dialer counter");
+    let dials = scraper.dials();
     assert_eq!(dials, 1.0, "{scrapes} scrapes needed {dials} connections");
     assert!(!served.logs().contains("too many"), "{}", served.logs());
 }
+
+#[test]
+fn prometheus_scraping_every_15s_keeps_its_connection_between_scrapes() {
+    let (Some(prometheus), Some(_)) = (common::require("prometheus"), common::require("curl"))
+    else {
+        return;
+    };
+    let served = Served::start(None, COLLECTORS);
+    let scraper = Scraper::start(&served, prometheus, 15);
+    // Three scrapes: two idle gaps longer than the first-head timeout.
+    let scrapes = scraper.successful_scrapes(45, 3.0);
+    let dials = scraper.dials();
+    assert_eq!(dials, 1.0, "{scrapes} scrapes needed {dials} connections");
+}
+

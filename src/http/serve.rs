@@ -1,12 +1,14 @@
 //! Serving connections on a network every pod can reach (the DaemonSet runs
 //! with `hostNetwork`), so that no client can starve Prometheus:
 //!
-//! - hyper's HTTP/1.1 connection with a timer ([`TokioTimer`]): without one
-//!   hyper ignores `header_read_timeout`. The timeout runs from the moment a
-//!   connection opens or finishes a response until the next request head is
-//!   complete, so it is the idle keep-alive timeout too: a silent or
-//!   trickling client is closed after [`HEADER_READ_TIMEOUT`], a scraper
-//!   that comes back within it keeps its connection.
+//! - a new connection must complete its first request head within
+//!   [`HEADER_READ_TIMEOUT`]: a silent or trickling client is closed then.
+//! - after a response, hyper's `header_read_timeout` (it needs a timer,
+//!   [`TokioTimer`]) runs until the next request head is complete, so it is
+//!   the idle keep-alive timeout: [`IDLE_TIMEOUT`], longer than scrape
+//!   intervals, so that Prometheus keeps one connection, as it does with
+//!   node_exporter. A client that once sent a request gains nothing it could
+//!   not have by sending one every few seconds; the caps below bound both.
 //! - `max_buf_size` bounds what a client can make us buffer per connection.
 //! - at most [`MAX_CONNECTIONS`] connections, [`MAX_CONNECTIONS_PER_PEER`]
 //!   from one client address. Past either, a new connection is accepted and
@@ -32,7 +34,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -40,10 +42,13 @@ use super::peers::PerPeer;
 use super::stall::StallTimeout;
 use super::tls;
 
-/// From a connection's opening, or the end of its last response, to a
-/// complete request head. Prometheus sends its head in one packet; a scrape
-/// interval up to this keeps its connection alive.
+/// From a connection's opening to its first complete request head.
+/// Prometheus sends its head in one packet.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// From the end of a response to the next complete request head: above the
+/// usual scrape intervals (15 s to 1 min), below Prometheus's own idle
+/// timeout (5 min), so the scraper, not the exporter, ends a connection.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 /// What hyper may buffer of one connection's request (head included).
 pub const MAX_BUF_SIZE: usize = 32 * 1024;
 /// Connections open at once (a few fds each at most).
@@ -84,7 +89,7 @@ pub async fn serve(
     let handshakes = PerPeer::new(tls::HANDSHAKES_PER_PEER);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(IDLE_TIMEOUT)
         .max_buf_size(MAX_BUF_SIZE)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
@@ -121,18 +126,16 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = service(&app, peer);
+        let first_request = Arc::new(Notify::new());
+        let service = service(&app, peer, first_request.clone());
         let http = http.clone();
         let watcher = graceful.watcher();
         match &acceptor {
             None => {
                 tokio::spawn(async move {
                     let io = TokioIo::new(StallTimeout::new(stream));
-                    let connection = http.serve_connection(io, service);
-                    // Per-connection errors (timeouts, resets) are the client's.
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
+                    let connection = watcher.watch(http.serve_connection(io, service));
+                    served(connection, &first_request, peer).await;
                     drop((permit, peer_guard));
                 });
             }
@@ -148,10 +151,8 @@ pub async fn serve(
                     match tls {
                         Ok(stream) => {
                             let io = TokioIo::new(StallTimeout::new(stream));
-                            let connection = http.serve_connection(io, service);
-                            if let Err(e) = watcher.watch(connection).await {
-                                tracing::debug!(%peer, error = %e, "connection ended");
-                            }
+                            let connection = watcher.watch(http.serve_connection(io, service));
+                            served(connection, &first_request, peer).await;
                         }
                         // Debug only, or a port scanner could fill the log.
                         Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -171,11 +172,35 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serve one connection to its end, or drop it (closing it) when its first
+/// request head is not complete within [`HEADER_READ_TIMEOUT`].
+async fn served<E: std::fmt::Display>(
+    connection: impl Future<Output = Result<(), E>>,
+    first_request: &Notify,
+    peer: SocketAddr,
+) {
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = &mut connection => ended,
+        () = first_request.notified() => connection.await,
+        () = tokio::time::sleep(HEADER_READ_TIMEOUT) => {
+            tracing::debug!(%peer, "no complete request head in time; closing");
+            return;
+        }
+    };
+    // Per-connection errors (timeouts, resets) are the client's.
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
 /// The router for one connection, with the client's address for the
-/// handlers (`ConnectInfo`, as axum's own server provides it).
+/// handlers (`ConnectInfo`, as axum's own server provides it); each request
+/// head, once complete, wakes `first_request`.
 fn service(
     app: &Router,
     peer: SocketAddr,
+    first_request: Arc<Notify>,
 ) -> TowerToHyperService<
     impl tower::Service<
         Request<Incoming>,
@@ -189,6 +214,7 @@ fn service(
     TowerToHyperService::new(
         app.clone()
             .map_request(move |mut request: Request<Incoming>| {
+                first_request.notify_one();
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             }),
