@@ -225,11 +225,17 @@ fn a_client_trickling_its_head_byte_by_byte_is_cut_off_and_scrapes_go_on() {
         );
         let (status, took) = request_from(Ipv4Addr::LOCALHOST, served.port, "/-/healthy", "");
         assert_eq!(status, 200);
-        assert!(took < Duration::from_secs(1), "a scrape beside it took {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "a scrape beside it took {took:?}"
+        );
     };
     let limit = node_sentinel::http::HEADER_READ_TIMEOUT;
     // The peer's close shows on a write only a round trip later.
-    assert!(cut >= limit && cut < limit + Duration::from_secs(3), "cut after {cut:?}");
+    assert!(
+        cut >= limit && cut < limit + Duration::from_secs(3),
+        "cut after {cut:?}"
+    );
 }
 
 #[test]
@@ -253,7 +259,11 @@ fn an_oversized_head_gets_431_and_no_memory_grows() {
             answer.extend_from_slice(&buf[..n]);
         }
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?} {}", served.logs());
+        assert!(
+            answer.starts_with("HTTP/1.1 431"),
+            "{answer:?} {}",
+            served.logs()
+        );
     }
     let after = rss(&served.metrics());
     // 200 heads of 64 KiB each would be 12.5 MiB if any were kept.
@@ -849,4 +859,3 @@ fn prometheus_scraping_every_15s_keeps_its_connection_between_scrapes() {
     let dials = scraper.dials();
     assert_eq!(dials, 1.0, "{scrapes} scrapes needed {dials} connections");
 }
-
