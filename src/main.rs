@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let collecting = match runtime("sentinel", 2) {
+    let collecting = match collecting_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -64,9 +64,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(name: &'static str, workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+/// The collectors' runtime: two workers, so one collector computing never
+/// holds up the others' timers.
+fn collecting_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(workers).thread_name(name);
+    builder.worker_threads(2).thread_name("sentinel");
     build(builder)
 }
 

@@ -110,7 +110,7 @@ impl Snapshot {
     fn new(name: &'static str, interval: Duration, published: Published) -> Self {
         let own_rows = own_families(name, interval, &published)
             .iter()
-            .map(|f| rows(&Encoded::new(std::slice::from_ref(f))))
+            .map(|f| lines(&Encoded::new(std::slice::from_ref(f)), false))
             .collect();
         Snapshot {
             encoded: Arc::new(Encoded::new(&published.families)),
@@ -151,7 +151,7 @@ impl Slot {
     }
 
     /// Encodes the round once, here, off the scrape path: scrapes then only
-    /// copy these bytes, however many scrapers there are.
+    /// send these bytes, however many scrapers there are.
     pub(crate) fn publish(&self, published: Published) {
         let snapshot = Snapshot::new(self.name, self.interval, published);
         *panics::write(&self.current) = snapshot;
@@ -343,36 +343,27 @@ fn own_headers() -> &'static (Encoded, Vec<Encoded>) {
         };
         let headers = own_families("", Duration::ZERO, &full)
             .iter()
-            .map(|f| {
-                let whole = Encoded::new(std::slice::from_ref(f));
-                let header = |b: &Bytes| lines(b, true);
-                Encoded {
-                    openmetrics: header(&whole.openmetrics),
-                    text: header(&whole.text),
-                }
-            })
+            .map(|f| lines(&Encoded::new(std::slice::from_ref(f)), true))
             .collect();
         (Encoded::new(&[build]), headers)
     })
 }
 
-/// An encoded family without its `# HELP`/`# TYPE` lines.
-fn rows(e: &Encoded) -> Encoded {
+/// An encoded family's `# HELP`/`# TYPE` lines (`headers`), or its other
+/// lines, in both formats.
+fn lines(e: &Encoded, headers: bool) -> Encoded {
+    let pick = |b: &Bytes| -> Bytes {
+        b.split_inclusive(|&c| c == b'\n')
+            .filter(|line| line.starts_with(b"# ") == headers)
+            .flatten()
+            .copied()
+            .collect::<Vec<u8>>()
+            .into()
+    };
     Encoded {
-        openmetrics: lines(&e.openmetrics, false),
-        text: lines(&e.text, false),
+        openmetrics: pick(&e.openmetrics),
+        text: pick(&e.text),
     }
-}
-
-/// The lines of `b` that are comments (`headers`) or that are not.
-fn lines(b: &Bytes, headers: bool) -> Bytes {
-    let mut out = Vec::with_capacity(b.len());
-    for line in b.split_inclusive(|&c| c == b'\n') {
-        if line.starts_with(b"# ") == headers {
-            out.extend_from_slice(line);
-        }
-    }
-    out.into()
 }
 
 #[cfg(test)]

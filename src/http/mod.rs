@@ -6,8 +6,8 @@
 //!   `Accept-Encoding` allows. The body is the collectors' blocks as encoded
 //!   when they were published, sent as they are (no copy), then the
 //!   exporter's own families and the `process_*` self-metrics (`process`,
-//!   read per scrape). At most `--web.max-requests` are served at once; more get 503 at
-//!   once, as node_exporter does.
+//!   read per scrape). At most `--web.max-requests` are served at once;
+//!   more get 503 at once, as node_exporter does.
 //! - `--web.config.file` adds basic auth, `rate_limit` (`auth`) and headers
 //!   as layers over the same router (`with_web_config`).
 //! - `serve` speaks plain HTTP or TLS, with the connection limits that keep

@@ -5,8 +5,8 @@
 //! floods), `process_threads` (threads stranded on hung mounts),
 //! `process_start_time_seconds` (restarts behind gaps).
 //!
-//! Read per scrape: `/proc/self/stat` and the size of `/proc/self/fd`
-//! through a handle opened once; the start time is computed once.
+//! Read per scrape: `/proc/self/stat` and the size of `/proc/self/fd`,
+//! through a handle opened once.
 
 use std::sync::OnceLock;
 
@@ -25,7 +25,6 @@ pub fn families() -> Vec<Family> {
         }
     };
     static ME: OnceLock<Option<Process>> = OnceLock::new();
-    static START: OnceLock<Option<f64>> = OnceLock::new();
     let me = ME.get_or_init(|| Process::myself().ok()).as_ref();
     let stat = me.and_then(|p| p.stat().ok());
     let ticks = procfs::ticks_per_second() as f64;
@@ -50,9 +49,9 @@ pub fn families() -> Vec<Family> {
     gauge(
         "process_start_time_seconds",
         "Start time of the process since unix epoch in seconds.",
-        *START.get_or_init(|| {
+        stat.as_ref().and_then(|s| {
             let boot = procfs::boot_time_secs().ok()? as f64;
-            Some(boot + stat.as_ref()?.starttime as f64 / ticks)
+            Some(boot + s.starttime as f64 / ticks)
         }),
     );
     gauge(
