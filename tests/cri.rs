@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::cri::Containerd;
+use common::prometheus::{
+    ALERTMANAGER, Alertmanager, EVERY_SECOND, PROMETHEUS, Prometheus, Webhook,
+};
 use common::{Exporter, Metrics, TempDir};
 use rustix::process::Signal;
 
@@ -559,143 +562,34 @@ fn the_kubelets_endpoint_is_the_one_watched() {
     assert!(e.logs().contains("/run/k8s/cri.sock"), "{}", e.logs());
 }
 
-/// Alerts Alertmanager delivered to our webhook: (arrival, status, alertname).
-type Deliveries = Arc<std::sync::Mutex<Vec<(Instant, String, String)>>>;
-
-/// A webhook receiver for Alertmanager on loopback; the thread ends with the test process.
-fn webhook() -> (u16, Deliveries) {
-    use std::io::BufRead;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got: Deliveries = Arc::default();
-    let sink = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let l = line.trim_end().to_ascii_lowercase();
-                if l.is_empty() {
-                    break;
-                }
-                if let Some(v) = l.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&body) else {
-                continue;
-            };
-            let mut got = sink.lock().unwrap();
-            for a in msg["alerts"].as_array().into_iter().flatten() {
-                got.push((
-                    Instant::now(),
-                    a["status"].as_str().unwrap_or_default().to_string(),
-                    a["labels"]["alertname"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                ));
-            }
-        }
-    });
-    (port, got)
-}
-
-/// A daemon of the drill, stopped on drop.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(cmd: &mut std::process::Command, log: &Path) -> Daemon {
-    let out = std::fs::File::create(log).unwrap();
-    Daemon(
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start drill daemon"),
-    )
-}
-
 /// containerd SIGSTOPped → SentinelCriRuntimeHung at the webhook, through the
 /// shipped rules (durations shortened: `common::rules`) in a real Prometheus and
 /// Alertmanager; SIGCONT → resolved. Nothing else fires on the way.
 #[test]
 fn drill_runtime_hung_reaches_the_webhook_and_resolves() {
-    let prom = "/usr/bin/prometheus";
-    let am = "/usr/bin/prometheus-alertmanager";
-    if !has_containerd() || common::require(prom).is_none() || common::require(am).is_none() {
+    if !has_containerd()
+        || common::require(PROMETHEUS).is_none()
+        || common::require(ALERTMANAGER).is_none()
+    {
         return;
     }
     let dir = TempDir::new("cri-drill");
     let d = dir.path();
     let ctd = Containerd::start(&d.join("ctd"), None);
     let e = start_exporter(&[format!("--collector.cri.endpoint={}", ctd.endpoint())]);
-    let (hook_port, got) = webhook();
-    let am_port = common::free_port();
-    std::fs::write(
-        d.join("am.yml"),
-        format!(
-            "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/\n        send_resolved: true\n"
-        ),
-    )
-    .unwrap();
-    let _am = spawn(
-        std::process::Command::new(am)
-            .arg(format!("--config.file={}/am.yml", d.display()))
-            .arg(format!("--storage.path={}/am", d.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address="),
-        &d.join("am.log"),
-    );
-    let rules = common::rules::shortened_shipped();
-    std::fs::write(d.join("rules.yml"), rules).unwrap();
-    let prom_port = common::free_port();
-    std::fs::write(
-        d.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [{}/rules.yml]\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
+    let hook = Webhook::start();
+    let am = Alertmanager::start(d, &hook);
+    std::fs::write(d.join("rules.yml"), common::rules::shortened_shipped()).unwrap();
+    let _prom = Prometheus::start(
+        d,
+        &format!(
+            "{EVERY_SECOND}rule_files: [{}/rules.yml]\n{}\
              scrape_configs:\n  - job_name: node-sentinel\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
             d.display(),
+            am.alerting(),
             e.port
         ),
-    )
-    .unwrap();
-    let _prom = spawn(
-        std::process::Command::new(prom)
-            .arg(format!("--config.file={}/prometheus.yml", d.display()))
-            .arg(format!("--storage.tsdb.path={}/tsdb", d.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--rules.alert.resend-delay=1s"),
-        &d.join("prometheus.log"),
     );
-    for port in [am_port, prom_port] {
-        common::wait_until(
-            Duration::from_secs(60),
-            "prometheus and alertmanager ready",
-            || matches!(common::http_get(port, "/-/ready"), Ok((200, _))).then_some(()),
-        );
-    }
     e.wait_for(Duration::from_secs(20), "up", |m| {
         (value(m, "sentinel_cri_up", &[]) == 1.0).then_some(())
     });
@@ -707,11 +601,10 @@ fn drill_runtime_hung_reaches_the_webhook_and_resolves() {
     common::signal(ctd.pid(), Signal::STOP);
     let stopped = Instant::now();
     let fired = |status: &str| {
-        got.lock()
-            .unwrap()
+        hook.since(stopped)
             .iter()
-            .find(|(at, s, name)| *at >= stopped && s == status && name == "SentinelCriRuntimeHung")
-            .map(|(at, _, _)| *at)
+            .find(|d| d.status == status && d.name() == "SentinelCriRuntimeHung")
+            .map(|d| d.at)
     };
     let at = common::wait_until(
         Duration::from_secs(60),
@@ -730,21 +623,19 @@ fn drill_runtime_hung_reaches_the_webhook_and_resolves() {
         || fired("resolved"),
     );
     eprintln!("SIGCONT -> resolved in {:?}", resolved - cont);
-    let others: Vec<String> = got
-        .lock()
-        .unwrap()
+    let others: Vec<String> = hook
+        .since(stopped)
         .iter()
         // Before Prometheus's first scrape, SentinelExporterAbsent may page: not this drill's.
-        .filter(|(at, s, n)| {
-            *at >= stopped
-                && s == "firing"
-                && n != "SentinelCriRuntimeHung"
-                && n != "SentinelCriNetworkNotReady"
+        .filter(|d| {
+            d.status == "firing"
+                && d.name() != "SentinelCriRuntimeHung"
+                && d.name() != "SentinelCriNetworkNotReady"
                 // The calls that hung are answered after SIGCONT, seconds
                 // late: with the window cut to 20 s they are the p99.
-                && n != "SentinelCriRuntimeSlow"
+                && d.name() != "SentinelCriRuntimeSlow"
         })
-        .map(|(_, _, n)| n.clone())
+        .map(|d| d.name().to_string())
         .collect();
     assert!(others.is_empty(), "other alerts fired: {others:?}");
     assert_no_panic(&e);

@@ -28,13 +28,14 @@ mod names;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, TempDir};
+use common::prometheus::{EVERY_SECOND, PROMETHEUS, Prometheus};
+use common::{Daemon, Exporter, TempDir};
 
 const JOB: &str = "node-sentinel";
 /// How long the live test waits for every fleet query to return data.
@@ -346,55 +347,11 @@ fn the_fleet_dashboard_reads_one_series_per_node() {
 
 // --------------------------------------------------------------------- live
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// An instant query: Ok(result) on `status: success`, Err(the answer) otherwise.
-fn query(port: u16, q: &str) -> Result<Vec<serde_json::Value>, String> {
-    let path = format!("/api/v1/query?query={}", urlencode(q));
-    let (status, body) = common::http_get(port, &path).map_err(|e| format!("GET: {e}"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("{status}: not JSON ({e}): {body}"))?;
-    if v["status"] != "success" {
-        return Err(format!("{status}: {body}"));
-    }
-    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-}
-
 /// The query as Grafana sends it, for `instance` (a node, or `.+` for All).
 fn substitute(expr: &str, instance: &str) -> String {
     expr.replace("$job", JOB)
         .replace("$instance", instance)
         .replace("$__rate_interval", "10s")
-}
-
-/// A process this test started; killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(what: &str, cmd: &mut Command, log: &Path) -> Proc {
-    let out = std::fs::File::create(log).unwrap();
-    Proc(
-        cmd.stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
-    )
 }
 
 /// Unmounts on drop.
@@ -451,7 +408,7 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     if !common::require_root() {
         return;
     }
-    for p in ["/usr/bin/prometheus", "python3", "mount"] {
+    for p in [PROMETHEUS, "python3", "mount"] {
         if common::require(p).is_none() {
             return;
         }
@@ -483,7 +440,7 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     // in the kernel's backlog, as it does for a stopped dockerd.
     let docker_sock = dir.join("docker.sock");
     let _hung = std::os::unix::net::UnixListener::bind(&docker_sock).unwrap();
-    let _zombie = spawn(
+    let _zombie = Daemon::spawn(
         "zombie maker",
         Command::new("python3").args([
             "-c",
@@ -552,12 +509,10 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
 
     let rules = std::fs::read_to_string(names::rule_file()).unwrap();
     std::fs::write(dir.join("rules.yml"), common::rules::shortened(&rules)).unwrap();
-    let prom_port = common::free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [{rules}, {recording}]\n\
+    let prom = Prometheus::start(
+        &dir,
+        &format!(
+            "{EVERY_SECOND}rule_files: [{rules}, {recording}]\n\
              scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n\
              \x20     - targets: ['127.0.0.1:{a}']\n        labels: {{instance: node-a, node: node-a}}\n\
              \x20     - targets: ['127.0.0.1:{b}']\n        labels: {{instance: node-b, node: node-b}}\n",
@@ -566,38 +521,23 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
             a = node_a.port,
             b = node_b.port,
         ),
-    )
-    .unwrap();
-    let _prom = spawn(
-        "prometheus",
-        Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}/prometheus.yml", dir.display()))
-            .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
-        &dir.join("prometheus.log"),
     );
-    common::wait_until(Duration::from_secs(60), "prometheus ready", || {
-        matches!(common::http_get(prom_port, "/-/ready"), Ok((200, _))).then_some(())
-    });
-    let prom_log = || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
     common::wait_until(Duration::from_secs(30), "both targets up", || {
-        let r = query(prom_port, &format!("sum(up{{job=\"{JOB}\"}})")).ok()?;
-        (r.first()?["value"][1] == "2").then_some(())
+        (prom.value(&format!("sum(up{{job=\"{JOB}\"}})")) == Some(2.0)).then_some(())
     });
     // Rules load at start; a rule that does not parse is in the log, not an error here.
-    let groups = common::http_get(prom_port, "/api/v1/rules").unwrap().1;
+    let groups = prom.api("/api/v1/rules").to_string();
     assert!(
         groups.contains("node-sentinel.fleet"),
         "the recording rules did not load:\n{}",
-        prom_log()
+        prom.log()
     );
 
     // Which collectors serve anything (the kubelet collector may not be built yet).
     let served: BTreeSet<String> = common::wait_until(Duration::from_secs(10), "names", || {
-        let (_, body) = common::http_get(prom_port, "/api/v1/label/__name__/values").ok()?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let names = prom.try_api("/api/v1/label/__name__/values").ok()?;
         Some(
-            v["data"]
+            names
                 .as_array()?
                 .iter()
                 .filter_map(|n| n.as_str())
@@ -615,7 +555,7 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     for (file, d) in [("node", &node), ("fleet", &fleet)] {
         for (title, expr) in queries(d) {
             for instance in ["node-a", ".+"] {
-                if let Err(e) = query(prom_port, &substitute(&expr, instance)) {
+                if let Err(e) = prom.try_query(&substitute(&expr, instance)) {
                     invalid.push(format!("{file} {title:?} ({instance}): {e}"));
                 }
             }
@@ -649,7 +589,7 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
     }
     let deadline = Instant::now() + DATA_TIMEOUT;
     while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|_, q| query(prom_port, q).map_or(true, |r| r.is_empty()));
+        pending.retain(|_, q| prom.try_query(q).map_or(true, |r| r.is_empty()));
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!(
@@ -677,7 +617,7 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
             let mut keys: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
             for t in p["targets"].as_array().unwrap() {
                 let q = substitute(t["expr"].as_str().unwrap(), "node-a");
-                for s in query(prom_port, &q).unwrap() {
+                for s in prom.query(&q) {
                     let k: Vec<String> = s["metric"].as_object().unwrap().keys().cloned().collect();
                     keys.entry(k)
                         .or_default()
@@ -696,7 +636,7 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
 
     // The fleet table ranks node-a (a hung runtime, a filling disk, a zombie) first.
     let value = |q: &str, inst: &str| -> f64 {
-        let r = query(prom_port, &q.replace("INST", inst)).unwrap();
+        let r = prom.query(&q.replace("INST", inst));
         r.first()
             .and_then(|s| s["value"][1].as_str()?.parse().ok())
             .unwrap_or_else(|| panic!("{q} for {inst}: {r:?}"))
@@ -730,14 +670,10 @@ fn every_dashboard_query_runs_on_a_live_prometheus() {
             "node-a"
         ) >= 1.0
     );
-    let first = query(
-        prom_port,
-        &substitute(
-            "sort_desc(instance:sentinel_urgency:score{job=~\"$job\", instance=~\"$instance\"})",
-            ".+",
-        ),
-    )
-    .unwrap();
+    let first = prom.query(&substitute(
+        "sort_desc(instance:sentinel_urgency:score{job=~\"$job\", instance=~\"$instance\"})",
+        ".+",
+    ));
     assert_eq!(first[0]["metric"]["instance"], "node-a");
 
     // What the recording rules save: raw series of node-a against the

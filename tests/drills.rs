@@ -57,64 +57,23 @@ mod common;
 #[path = "alerts/names.rs"]
 mod names;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, TempDir};
+use common::prometheus::{
+    ALERTMANAGER, Alertmanager, Delivered, EVERY_SECOND, PROMETHEUS, Prometheus, Webhook, urlencode,
+};
+use common::{Daemon, Exporter, TempDir};
 use rustix::process::Signal;
 
 const JOB: &str = "node-sentinel";
 
 // ---------------------------------------------------------------- processes
-
-/// A process this test started; stopped (SIGCONT, SIGTERM, then SIGKILL) on drop.
-struct Daemon {
-    name: String,
-    child: Child,
-}
-
-impl Daemon {
-    fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Daemon {
-        let out = std::fs::File::create(log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Daemon {
-            name: name.to_string(),
-            child,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let pid = self.child.id();
-        common::signal(pid, Signal::CONT);
-        common::signal(pid, Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs a cleanup action on drop (unmounts, cgroup removal).
 struct OnDrop<F: FnMut()>(F);
@@ -159,194 +118,13 @@ fn strict() -> bool {
     std::env::var("NODE_SENTINEL_DRILLS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-// ------------------------------------------------------------ webhook sink
-
-/// One alert as Alertmanager delivered it to the webhook.
-#[derive(Debug, Clone)]
-struct Delivered {
-    at: Instant,
-    status: String,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-}
-
-impl Delivered {
-    fn name(&self) -> &str {
-        self.labels
-            .get("alertname")
-            .map(String::as_str)
-            .unwrap_or("")
-    }
-}
-
-/// A tiny HTTP server on loopback that records every webhook notification.
-struct Webhook {
-    port: u16,
-    got: Arc<Mutex<Vec<Delivered>>>,
-}
-
-fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-impl Webhook {
-    fn start() -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = got.clone();
-        // Detached: it ends with the test process.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let l = line.trim_end().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                let at = Instant::now();
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&body) else {
-                    continue;
-                };
-                let mut got = sink.lock().unwrap();
-                for a in msg["alerts"].as_array().into_iter().flatten() {
-                    got.push(Delivered {
-                        at,
-                        status: a["status"].as_str().unwrap_or_default().to_string(),
-                        labels: string_map(&a["labels"]),
-                        annotations: string_map(&a["annotations"]),
-                    });
-                }
-            }
-        });
-        Webhook { port, got }
-    }
-
-    fn since(&self, t: Instant) -> Vec<Delivered> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|d| d.at >= t)
-            .cloned()
-            .collect()
-    }
-
-    /// Wait until an alert `name` with `status` and all of `labels` arrives after `t`.
-    fn wait(
-        &self,
-        t: Instant,
-        status: &str,
-        name: &str,
-        labels: &[(&str, &str)],
-        timeout: Duration,
-    ) -> Delivered {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(d) = self.since(t).into_iter().find(|d| {
-                d.status == status
-                    && d.name() == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| d.labels.get(*k).map(String::as_str) == Some(*v))
-            }) {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {status} {name} {labels:?} at the webhook within {timeout:?}; delivered since: {:#?}",
-                self.since(t)
-                    .iter()
-                    .map(|d| format!("{} {} {:?}", d.status, d.name(), d.labels))
-                    .collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-// ------------------------------------------------------ Prometheus helpers
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn api(port: u16, path: &str) -> serde_json::Value {
-    let (status, body) = common::http_get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let v: serde_json::Value = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("GET {path}: {status}: not JSON ({e}): {body}"));
-    assert_eq!(v["status"], "success", "GET {path}: {body}");
-    v["data"].clone()
-}
-
-fn query(port: u16, q: &str) -> Vec<serde_json::Value> {
-    api(port, &format!("/api/v1/query?query={}", urlencode(q)))["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+// --------------------------------------------------------------- helpers
 
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// A real Alertmanager in `dir` sending every alert, and its resolution, to
-/// `hook` at once; its port.
-fn alertmanager_to(hook: &Webhook, dir: &Path) -> (Daemon, u16) {
-    let am_port = common::free_port();
-    std::fs::write(
-        dir.join("am.yml"),
-        format!(
-            "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/\n        send_resolved: true\n",
-            hook.port
-        ),
-    )
-    .unwrap();
-    let am = Daemon::spawn(
-        "alertmanager",
-        Command::new("/usr/bin/prometheus-alertmanager")
-            .arg(format!("--config.file={}/am.yml", dir.display()))
-            .arg(format!("--storage.path={}/am", dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address="),
-        &dir.join("am.log"),
-    );
-    (am, am_port)
 }
 
 /// An (unanchored) regex that matches every mountpoint except `keep`, for
@@ -703,8 +481,8 @@ fn incident_drills() {
         return;
     }
     for p in [
-        "/usr/bin/prometheus",
-        "/usr/bin/prometheus-alertmanager",
+        PROMETHEUS,
+        ALERTMANAGER,
         "dockerd",
         "docker",
         "python3",
@@ -824,57 +602,36 @@ fn incident_drills() {
 
     // Alertmanager → webhook; Prometheus → Alertmanager.
     let hook = Webhook::start();
-    let (_am, am_port) = alertmanager_to(&hook, &dir);
+    let am = Alertmanager::start(&dir, &hook);
     let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
     std::fs::write(dir.join("rules.yml"), common::rules::shortened(&shipped)).unwrap();
-    let prom_port = common::free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [{}/rules.yml, {}]\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
+    let prom = Prometheus::start(
+        &dir,
+        &format!(
+            "{EVERY_SECOND}rule_files: [{}/rules.yml, {}]\n{}\
              scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: ['{main_i}', '{procs_i}', '{spare_i}']\n",
             dir.display(),
             // The fleet dashboard reads the recording rules, as shipped.
-            names::recording_file().display()
+            names::recording_file().display(),
+            am.alerting(),
         ),
-    )
-    .unwrap();
-    let _prom = Daemon::spawn(
-        "prometheus",
-        Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}/prometheus.yml", dir.display()))
-            .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--rules.alert.resend-delay=1s"),
-        &dir.join("prometheus.log"),
     );
-    for (port, what) in [(am_port, "alertmanager"), (prom_port, "prometheus")] {
-        common::wait_until(Duration::from_secs(60), &format!("{what} ready"), || {
-            matches!(common::http_get(port, "/-/ready"), Ok((200, _))).then_some(())
-        });
-    }
     let run_start = unix_now();
 
     // Which collectors serve metrics in this build.
     common::wait_until(Duration::from_secs(30), "all three targets up", || {
-        (query(prom_port, &format!("sum(up{{job=\"{JOB}\"}})"))
-            .first()
-            .and_then(|r| r["value"][1].as_str().map(|s| s == "3"))
-            == Some(true))
-        .then_some(())
+        (prom.value(&format!("sum(up{{job=\"{JOB}\"}})")) == Some(3.0)).then_some(())
     });
     std::thread::sleep(Duration::from_secs(5));
-    let served = |port: u16| -> BTreeSet<String> {
-        api(port, "/api/v1/label/__name__/values")
+    let served = || -> BTreeSet<String> {
+        prom.api("/api/v1/label/__name__/values")
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()
     };
-    let landed: BTreeSet<String> = served(prom_port)
+    let landed: BTreeSet<String> = served()
         .iter()
         .filter(|n| n.starts_with("sentinel_"))
         .map(|n| names::collector_of(n).to_string())
@@ -891,7 +648,7 @@ fn incident_drills() {
     let quiet = Instant::now();
     std::thread::sleep(Duration::from_secs(quiet_secs));
     let noise = hook.since(quiet);
-    let pending = query(prom_port, "ALERTS");
+    let pending = prom.query("ALERTS");
     assert!(
         noise.is_empty() && pending.is_empty(),
         "a healthy setup raised alerts during the quiet run:\ndelivered: {noise:#?}\nALERTS: {pending:#?}"
@@ -1404,13 +1161,10 @@ fn incident_drills() {
                     .replace("$job", JOB)
                     .replace("$instance", ".+")
                     .replace("$__rate_interval", "10s");
-                let data = api(
-                    prom_port,
-                    &format!(
-                        "/api/v1/query_range?query={}&start={run_start}&end={end}&step=2",
-                        urlencode(&q)
-                    ),
-                );
+                let data = prom.api(&format!(
+                    "/api/v1/query_range?query={}&start={run_start}&end={end}&step=2",
+                    urlencode(&q)
+                ));
                 if data["result"].as_array().is_none_or(|r| r.is_empty()) {
                     empty.push(format!("{:?}: {q}", p["title"].as_str().unwrap_or("")));
                 }
@@ -1437,7 +1191,7 @@ fn incident_drills() {
 
     // Every sentinel_* name in rules and dashboards is among the names the
     // real exporters served.
-    let real = names::families(served(prom_port).iter().map(String::as_str));
+    let real = names::families(served().iter().map(String::as_str));
     let skip: BTreeSet<&str> = [
         "docker",
         "cri",
@@ -1499,12 +1253,7 @@ fn drill_kubelet_blind_to_a_runtime_hang() {
     if !common::require_root() {
         return;
     }
-    for p in [
-        "/usr/bin/prometheus",
-        "/usr/bin/prometheus-alertmanager",
-        "containerd",
-        "ctr",
-    ] {
+    for p in [PROMETHEUS, ALERTMANAGER, "containerd", "ctr"] {
         if common::require(p).is_none() {
             return;
         }
@@ -1529,46 +1278,24 @@ fn drill_kubelet_blind_to_a_runtime_hang() {
     ]);
     let instance = format!("127.0.0.1:{}", e.port);
     let hook = Webhook::start();
-    let (_am, am_port) = alertmanager_to(&hook, &dir);
+    let am = Alertmanager::start(&dir, &hook);
     let shipped = std::fs::read_to_string(names::rule_file()).unwrap();
     std::fs::write(dir.join("rules.yml"), common::rules::shortened(&shipped)).unwrap();
-    let prom_port = common::free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [{}/rules.yml]\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
+    let prom = Prometheus::start(
+        &dir,
+        &format!(
+            "{EVERY_SECOND}rule_files: [{}/rules.yml]\n{}\
              scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: ['{instance}']\n",
-            dir.display()
+            dir.display(),
+            am.alerting(),
         ),
-    )
-    .unwrap();
-    let _prom = Daemon::spawn(
-        "prometheus",
-        Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}/prometheus.yml", dir.display()))
-            .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--rules.alert.resend-delay=1s"),
-        &dir.join("prometheus.log"),
     );
-    for (port, what) in [(am_port, "alertmanager"), (prom_port, "prometheus")] {
-        common::wait_until(Duration::from_secs(60), &format!("{what} ready"), || {
-            matches!(common::http_get(port, "/-/ready"), Ok((200, _))).then_some(())
-        });
-    }
     // Healthy first: the runtime answers and the kubelet stand-in says ok.
     common::wait_until(
         Duration::from_secs(60),
         "healthz up and cri up in Prometheus",
         || {
-            let one = |q: &str| {
-                query(prom_port, q)
-                    .first()
-                    .and_then(|r| r["value"][1].as_str().map(|s| s == "1"))
-                    == Some(true)
-            };
+            let one = |q: &str| prom.value(q) == Some(1.0);
             (one("sentinel_kubelet_healthz_up") && one("sentinel_cri_up")).then_some(())
         },
     );

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::{PROMETHEUS, Prometheus};
 use common::{Metrics, TempDir};
 
 /// The exporter, optionally under `prlimit` (which execs it: same PID); killed on drop.
@@ -735,92 +736,51 @@ fn slow_tls_handshakes_from_one_address_do_not_hold_up_others() {
     }
 }
 
-/// A Prometheus server; killed on drop.
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A real Prometheus scraping `served` every `interval` seconds; `get` asks
-/// it an HTTP path.
+/// A real Prometheus scraping `served` every `interval` seconds.
 struct Scraper {
-    _prometheus: Prometheus,
+    prometheus: Prometheus,
     _dir: TempDir,
-    port: u16,
 }
 
 impl Scraper {
-    fn start(served: &Served, prometheus: PathBuf, interval: u64) -> Scraper {
+    fn start(served: &Served, interval: u64) -> Scraper {
         let dir = TempDir::new("http-prometheus");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
+        let prometheus = Prometheus::start(
+            dir.path(),
+            &format!(
                 "global: {{scrape_interval: {interval}s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: sentinel\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
                 served.port
             ),
-        )
-        .unwrap();
-        let port = common::free_port();
-        let prometheus = Prometheus(
-            Command::new(prometheus)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("tsdb").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus"),
         );
         Scraper {
-            _prometheus: prometheus,
+            prometheus,
             _dir: dir,
-            port,
         }
-    }
-
-    fn get(&self, path: &str) -> String {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{}{path}", self.port))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
     }
 
     /// Once `up` has at least `at_least` samples over the last `window`
     /// seconds: that count, after checking every one of them was 1.
     fn successful_scrapes(&self, window: u64, at_least: f64) -> f64 {
-        let query = format!("/api/v1/query?query=count_over_time(up%5B{window}s%5D)");
-        let scrapes: f64 = common::wait_until(
+        let scrapes = common::wait_until(
             Duration::from_secs(window + 60),
             "a full window of scrapes",
             || {
-                let body = self.get(&query);
-                // {"data":{"result":[{"metric":{...},"value":[<time>,"<n>"]}]}}
-                let (_, value) = body.split_once("\"value\":[")?;
-                let (_, n) = value.split_once(",\"")?;
-                let n: f64 = n.split('"').next()?.parse().ok()?;
+                let n = self
+                    .prometheus
+                    .value(&format!("count_over_time(up[{window}s])"))?;
                 (n >= at_least).then_some(n)
             },
         );
-        let worst = self.get(&format!(
-            "/api/v1/query?query=min_over_time(up%5B{window}s%5D)"
-        ));
-        assert!(worst.contains(",\"1\"]"), "some scrapes failed: {worst}");
+        let worst = self
+            .prometheus
+            .value(&format!("min_over_time(up[{window}s])"));
+        assert_eq!(worst, Some(1.0), "some scrapes failed");
         scrapes
     }
 
     /// TCP connections Prometheus opened to the exporter.
     fn dials(&self) -> f64 {
-        Metrics::parse(&self.get("/metrics"))
+        Metrics::parse(&self.prometheus.own_metrics())
             .get(
                 "net_conntrack_dialer_conn_established_total",
                 &[("dialer_name", "sentinel")],
@@ -831,12 +791,11 @@ impl Scraper {
 
 #[test]
 fn prometheus_scraping_every_second_keeps_one_connection_and_never_sees_503() {
-    let (Some(prometheus), Some(_)) = (common::require("prometheus"), common::require("curl"))
-    else {
+    if common::require(PROMETHEUS).is_none() {
         return;
-    };
+    }
     let served = Served::start(None, COLLECTORS);
-    let scraper = Scraper::start(&served, prometheus, 1);
+    let scraper = Scraper::start(&served, 1);
     // Past the first-head timeout, so a cut keep-alive connection would show.
     let window = node_sentinel::http::HEADER_READ_TIMEOUT.as_secs() + 8;
     let scrapes = scraper.successful_scrapes(window, window as f64 - 2.0);
@@ -848,12 +807,11 @@ fn prometheus_scraping_every_second_keeps_one_connection_and_never_sees_503() {
 
 #[test]
 fn prometheus_scraping_every_15s_keeps_its_connection_between_scrapes() {
-    let (Some(prometheus), Some(_)) = (common::require("prometheus"), common::require("curl"))
-    else {
+    if common::require(PROMETHEUS).is_none() {
         return;
-    };
+    }
     let served = Served::start(None, COLLECTORS);
-    let scraper = Scraper::start(&served, prometheus, 15);
+    let scraper = Scraper::start(&served, 15);
     // Three scrapes: two idle gaps longer than the first-head timeout.
     let scrapes = scraper.successful_scrapes(45, 3.0);
     let dials = scraper.dials();

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use common::prometheus::{EVERY_SECOND, PROMETHEUS, Prometheus};
 
 const PASSWORD: &str = "s3cret pass:with colon";
 
@@ -392,22 +393,11 @@ fn check_bad(code: i32, stderr: &str, file: &Path, wants: &[&str], what: &str) {
     assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
 }
 
-/// A Prometheus server; killed on drop.
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
-    let (Some(prometheus), Some(_)) = (common::require("prometheus"), common::require("curl"))
-    else {
+    if common::require(PROMETHEUS).is_none() {
         return;
-    };
+    }
     let config = format!(
         "tls_server_config:\n  cert_file: test-only-server.pem\n  key_file: test-only-server.key\nbasic_auth_users:\n  alice: {}\n",
         bcrypt_hash(PASSWORD)
@@ -423,30 +413,11 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         )
     };
     let prom_config = format!(
-        "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\nscrape_configs:\n{}{}",
+        "{EVERY_SECOND}scrape_configs:\n{}{}",
         job("right", PASSWORD),
         job("wrong", "nope"),
     );
-    let config_file = dir.path().join("prometheus.yml");
-    std::fs::write(&config_file, prom_config).unwrap();
-    let port = common::free_port();
-    let _prometheus = Prometheus(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    let query = |q: &str| {
-        let url = format!("http://127.0.0.1:{port}/api/v1/query");
-        curl(&["-G", &url, "--data-urlencode", &format!("query={q}")]).body
-    };
+    let prom = Prometheus::start(dir.path(), &prom_config);
     // Prometheus's own verdict per job (a comparison returns only the series
     // for which it holds): the right password scrapes and parses our
     // OpenMetrics, the wrong one is refused.
@@ -454,12 +425,15 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         Duration::from_secs(60),
         "up=1 for right, up=0 for wrong",
         || {
-            let right = query(r#"up{job="right"} == 1"#).contains(r#""job":"right""#);
-            let wrong = query(r#"up{job="wrong"} == 0"#).contains(r#""job":"wrong""#);
+            let right = !prom.query(r#"up{job="right"} == 1"#).is_empty();
+            let wrong = !prom.query(r#"up{job="wrong"} == 0"#).is_empty();
             (right && wrong).then_some(())
         },
     );
-    let body = query("sentinel_build_info");
-    assert!(body.contains(r#""job":"right""#), "{body}");
-    assert!(!body.contains(r#""job":"wrong""#), "{body}");
+    let jobs: Vec<_> = prom
+        .query("sentinel_build_info")
+        .iter()
+        .map(|r| r["metric"]["job"].clone())
+        .collect();
+    assert_eq!(jobs, ["right"], "sentinel_build_info scraped by");
 }

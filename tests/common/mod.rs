@@ -7,6 +7,7 @@
 
 pub mod cri;
 pub mod deployed;
+pub mod prometheus;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -355,5 +356,50 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
 pub fn signal(pid: u32, sig: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// A process a test started, its output in a log file; stopped on drop
+/// (SIGCONT in case the test stopped it, SIGTERM, SIGKILL after 15 s).
+pub struct Daemon {
+    name: String,
+    child: Child,
+}
+
+impl Daemon {
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Daemon {
+        let out = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Daemon {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        signal(pid, rustix::process::Signal::CONT);
+        signal(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
