@@ -57,7 +57,8 @@
 //! - Per-file growth is the written bytes over the trend window under the
 //!   file's current path (a renamed file starts over, so `syslog.1` does not
 //!   carry syslog's rate); files get a series once a tenth of the window is
-//!   covered, like the group rate.
+//!   covered, like the group rate, and only if they grew between more than
+//!   one pair of samples (one jump is a copy caught half done, not a writer).
 //! - At most `--collector.logs.max-files` files per group are stat'ed (names
 //!   sorted per directory, so the same ones every round); the rest are
 //!   counted from readdir alone. Symlinked directories are not followed.

@@ -347,7 +347,10 @@ impl GroupState {
         out
     }
 
-    /// The `n` fastest-growing files (rate > 0), fastest first.
+    /// The `n` fastest-growing files, fastest first. A file is growing when
+    /// it grew between at least two pairs of its samples: one jump is a copy
+    /// or a move caught half done (copytruncate's `app.log.1` first seen
+    /// while it was being written), not a writer; a writer grows in each.
     pub fn top_files(&self, n: usize) -> Vec<FileRate> {
         let min_span = self.window / 10.0;
         let mut rates: Vec<FileRate> = self
@@ -357,7 +360,13 @@ impl GroupState {
                 let (t0, w0) = *f.samples.front()?;
                 let (t1, w1) = *f.samples.back()?;
                 let span = t1 - t0;
-                (span >= min_span && w1 > w0).then(|| FileRate {
+                let grew = f
+                    .samples
+                    .iter()
+                    .zip(f.samples.iter().skip(1))
+                    .filter(|(a, b)| b.1 > a.1)
+                    .count();
+                (span >= min_span && grew >= 2).then(|| FileRate {
                     path: f.path.clone(),
                     rate: (w1 - w0) as f64 / span,
                 })
@@ -556,6 +565,30 @@ mod tests {
         }
         assert!(g.top_files(1).is_empty());
         assert_eq!(g.growth(), Some(0.0));
+    }
+
+    #[test]
+    fn a_copy_caught_half_done_is_not_a_writer() {
+        let mut g = state();
+        // copytruncate: a.1 first seen with part of the copy, complete a
+        // round later, then idle; a keeps its 1000 B/s.
+        for i in 0..30u64 {
+            let mut r = vec![obs("/l/a", 1, 1000 * (i % 10))];
+            if i >= 10 {
+                r.push(obs("/l/a.1", 2, if i == 10 { 2_000 } else { 10_000 }));
+            }
+            g.update(1000.0 + i as f64, r);
+            for f in g.top_files(10) {
+                assert_eq!(f.path, "/l/a", "t={i}: {f:?}");
+            }
+        }
+        // A file that grew once, 30 s ago, is not a writer either; a steady
+        // one shows from its third sample.
+        let mut g = state();
+        for i in 0..3u64 {
+            g.update(1000.0 + 2.0 * i as f64, vec![obs("/l/b", 3, 500 * i)]);
+            assert_eq!(g.top_files(1).len(), usize::from(i == 2), "t={i}");
+        }
     }
 
     #[test]
