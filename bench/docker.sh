@@ -8,7 +8,7 @@
 # Usage (as root): bench/docker.sh
 # Env: HEALTHY_SECONDS (default 120), HANG_SECONDS (default 300), INTERVAL (5s),
 #      TIMEOUT (30s), THRESHOLD (10s), SCRAPE_EVERY (0.2 s), CONTAINERS (5),
-#      BIN (default target/release/node-sentinel, built if missing).
+#      BIN (default: target/release/node-sentinel, built from this checkout).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,10 +19,9 @@ TIMEOUT=${TIMEOUT:-30s}
 THRESHOLD=${THRESHOLD:-10s}
 SCRAPE_EVERY=${SCRAPE_EVERY:-0.2}
 CONTAINERS=${CONTAINERS:-5}
-BIN=${BIN:-$root/target/release/node-sentinel}
-
-if [ ! -x "$BIN" ]; then
-    (cd "$root" && cargo build --release)
+if [ -z "${BIN:-}" ]; then
+    (cd "$root" && cargo build --release --quiet)
+    BIN=$root/target/release/node-sentinel
 fi
 
 D=$(mktemp -d /tmp/sentinel-bench-docker-XXXXXX)

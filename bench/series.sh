@@ -19,7 +19,7 @@
 # (the paths differ from a node's, nothing else); node_exporter gets the
 # manager as its system bus.
 #
-# Usage (root; builds the release binary if missing):
+# Usage (root; builds the release binary of this checkout unless BIN is set):
 #   bench/series.sh [SCRAPES]           (default 500)
 # Env: RESTART_UNITS (100), DEP_UNITS (30), UNITS (300), PROCS (1000),
 #      LOG_FILES (500), CONTAINERS (20), BIN, NODE_EXPORTER,
@@ -44,13 +44,16 @@ PROCS=${PROCS:-1000}
 LOG_FILES=${LOG_FILES:-500}
 CONTAINERS=${CONTAINERS:-20}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${BIN:-$HERE/target/release/node-sentinel}
 NODE_EXPORTER=${NODE_EXPORTER:-prometheus-node-exporter}
 # shellcheck source=bench/lib.sh
 . "$HERE/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-[ -x "$BIN" ] || (cd "$HERE" && cargo build --release --quiet)
+# The release build of this checkout (cargo rebuilds only what changed), unless BIN names one.
+if [ -z "${BIN:-}" ]; then
+  (cd "$HERE" && cargo build --release --quiet)
+  BIN=$HERE/target/release/node-sentinel
+fi
 command -v "$NODE_EXPORTER" >/dev/null || { echo "$NODE_EXPORTER not found" >&2; exit 1; }
 [ $((RESTART_UNITS + DEP_UNITS)) -le "$UNITS" ] && [ "$DEP_UNITS" -le "$RESTART_UNITS" ] ||
   { echo "need DEP_UNITS <= RESTART_UNITS and RESTART_UNITS + DEP_UNITS <= UNITS" >&2; exit 1; }

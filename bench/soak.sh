@@ -52,7 +52,7 @@
 # trap undoes everything.
 # bench/soak.sh --report DIR prints the table and checks again for a
 # directory kept with KEEP=1.
-# Env: WRONG_MAX (seconds a wrong password may take; default 2), BIN (default: target/release/node-sentinel, built if missing),
+# Env: WRONG_MAX (seconds a wrong password may take; default 2), BIN (default: target/release/node-sentinel, built from this checkout),
 #      MOUNTS (3), KEEP=1 keeps the work directory.
 set -euo pipefail
 
@@ -86,7 +86,6 @@ if [ -z "${SOAK_IN_NS:-}" ] && [ -z "$REPORT_DIR" ]; then
   exec env SOAK_IN_NS=1 unshare -m -p --fork --mount-proc --propagation private "$0" "${ARGS[@]}"
 fi
 
-BIN=${BIN:-$HERE/target/release/node-sentinel}
 MOUNTS=${MOUNTS:-3}
 SAMPLE=$(( WARM / 6 < 5 ? (WARM / 6 < 2 ? 2 : WARM / 6) : 5 ))
 RSS_SLACK_KIB=8192 FD_SLACK=16 THREAD_SLACK=4 SCRAPE_MAX=2.0 STOP_MAX=5
@@ -143,7 +142,10 @@ report() {
 }
 if [ -n "$REPORT_DIR" ]; then D=$REPORT_DIR; report; exit; fi
 
-[ -x "$BIN" ] || (cd "$HERE" && cargo build --release --quiet)
+if [ -z "${BIN:-}" ]; then
+  (cd "$HERE" && cargo build --release --quiet)
+  BIN=$HERE/target/release/node-sentinel
+fi
 PY=/usr/bin/python3; [ -x $PY ] || PY=python3
 
 D=$(mktemp -d /tmp/sentinel-soak.XXXXXX)

@@ -4,7 +4,7 @@
 # (--collector.systemd --collector.systemd.enable-restarts-metrics) on the
 # same systemd user manager, in the same run.
 #
-# Usage (root; builds the release binary if missing):
+# Usage (root; builds the release binary of this checkout unless BIN is set):
 #   bench/systemd.sh [UNITS] [ROUNDS]
 # Needs: systemd (252), dbus, prometheus-node-exporter, curl, cgroup v2.
 #
@@ -21,11 +21,13 @@ UNITS=${1:-1000}
 ROUNDS=${2:-15}
 INTERVAL=2
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${SENTINEL_BIN:-$HERE/target/release/node-sentinel}
 NODE_EXPORTER=${NODE_EXPORTER:-prometheus-node-exporter}
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-[ -x "$BIN" ] || (cd "$HERE" && cargo build --release --quiet)
+if [ -z "${BIN:-}" ]; then
+  (cd "$HERE" && cargo build --release --quiet)
+  BIN=$HERE/target/release/node-sentinel
+fi
 command -v "$NODE_EXPORTER" >/dev/null || { echo "$NODE_EXPORTER not found" >&2; exit 1; }
 
 D=$(mktemp -d /tmp/sentinel-bench-systemd.XXXXXX)
