@@ -19,10 +19,9 @@ TIMEOUT=${TIMEOUT:-30s}
 THRESHOLD=${THRESHOLD:-10s}
 SCRAPE_EVERY=${SCRAPE_EVERY:-0.2}
 CONTAINERS=${CONTAINERS:-5}
-if [ -z "${BIN:-}" ]; then
-    (cd "$root" && cargo build --release --quiet)
-    BIN=$root/target/release/node-sentinel
-fi
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+release_binary
 
 D=$(mktemp -d /tmp/sentinel-bench-docker-XXXXXX)
 DOCKERD_PID=
@@ -65,7 +64,6 @@ url="http://127.0.0.1:$port/metrics"
 for _ in $(seq 1 100); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
 
 tck=$(getconf CLK_TCK)
-cpu_ticks() { sed 's/.*) //' "/proc/$EXPORTER_PID/stat" | awk '{print $12 + $13}'; }
 metric() { curl -s "$url" | awk -v n="$1" '$1 == n {print $2}'; }
 ping_count() { metric 'sentinel_docker_probe_duration_seconds_count{operation="ping"}'; }
 unix_fds() {
@@ -86,9 +84,9 @@ sleep 12 # warm-up: client built, version negotiated, first inspect done
 baseline=$(unix_fds)
 
 echo "== healthy daemon, $CONTAINERS containers, interval $INTERVAL, ${HEALTHY_SECONDS}s =="
-c0=$(ping_count); t0=$(cpu_ticks)
+c0=$(ping_count); t0=$(cpu_ticks "$EXPORTER_PID")
 sleep "$HEALTHY_SECONDS"
-t1=$(cpu_ticks); c1=$(ping_count)
+t1=$(cpu_ticks "$EXPORTER_PID"); c1=$(ping_count)
 cycles=$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')
 awk -v t="$((t1 - t0))" -v hz="$tck" -v c="$cycles" -v s="$HEALTHY_SECONDS" 'BEGIN {
     printf "probe cycles: %d (5 probes each)\nexporter CPU: %.0f ms total = %.2f ms per cycle = %.3f%% of one core\n",
@@ -100,7 +98,7 @@ echo "scrape latency (healthy, 200 scrapes): $(percentiles "$D/healthy.txt")"
 echo "== hung daemon (SIGSTOP) for ${HANG_SECONDS}s, a scrape every ${SCRAPE_EVERY}s =="
 : >"$D/hung.txt"
 max_fds=0; hung_seen=0
-t0=$(cpu_ticks); start=$(date +%s)
+t0=$(cpu_ticks "$EXPORTER_PID"); start=$(date +%s)
 kill -STOP "$DOCKERD_PID"
 i=0
 while [ $(($(date +%s) - start)) -lt "$HANG_SECONDS" ]; do
@@ -112,7 +110,7 @@ while [ $(($(date +%s) - start)) -lt "$HANG_SECONDS" ]; do
     i=$((i + 1))
     sleep "$SCRAPE_EVERY"
 done
-t1=$(cpu_ticks)
+t1=$(cpu_ticks "$EXPORTER_PID")
 grep -E '^sentinel_docker_(hung|up) |in_flight_seconds\{operation="containers"\}|failures_total\{operation="containers",reason="timeout"\}' "$D/last.txt" | sed 's/^/  last scrape: /'
 backlog=$(ss -xlH 2>/dev/null | awk -v p="$D/docker.sock" '$5 == p {print $3}')
 kill -CONT "$DOCKERD_PID"

@@ -49,11 +49,7 @@ NODE_EXPORTER=${NODE_EXPORTER:-prometheus-node-exporter}
 . "$HERE/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-# The release build of this checkout (cargo rebuilds only what changed), unless BIN names one.
-if [ -z "${BIN:-}" ]; then
-  (cd "$HERE" && cargo build --release --quiet)
-  BIN=$HERE/target/release/node-sentinel
-fi
+release_binary
 command -v "$NODE_EXPORTER" >/dev/null || { echo "$NODE_EXPORTER not found" >&2; exit 1; }
 [ $((RESTART_UNITS + DEP_UNITS)) -le "$UNITS" ] && [ "$DEP_UNITS" -le "$RESTART_UNITS" ] ||
   { echo "need DEP_UNITS <= RESTART_UNITS and RESTART_UNITS + DEP_UNITS <= UNITS" >&2; exit 1; }

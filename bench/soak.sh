@@ -142,10 +142,9 @@ report() {
 }
 if [ -n "$REPORT_DIR" ]; then D=$REPORT_DIR; report; exit; fi
 
-if [ -z "${BIN:-}" ]; then
-  (cd "$HERE" && cargo build --release --quiet)
-  BIN=$HERE/target/release/node-sentinel
-fi
+# shellcheck source=bench/lib.sh
+. "$HERE/bench/lib.sh"
+release_binary
 PY=/usr/bin/python3; [ -x $PY ] || PY=python3
 
 D=$(mktemp -d /tmp/sentinel-soak.XXXXXX)

@@ -24,10 +24,9 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 NODE_EXPORTER=${NODE_EXPORTER:-prometheus-node-exporter}
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-if [ -z "${BIN:-}" ]; then
-  (cd "$HERE" && cargo build --release --quiet)
-  BIN=$HERE/target/release/node-sentinel
-fi
+# shellcheck source=bench/lib.sh
+. "$HERE/bench/lib.sh"
+release_binary
 command -v "$NODE_EXPORTER" >/dev/null || { echo "$NODE_EXPORTER not found" >&2; exit 1; }
 
 D=$(mktemp -d /tmp/sentinel-bench-systemd.XXXXXX)
