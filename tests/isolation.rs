@@ -14,24 +14,7 @@ use common::{Exporter, Metrics, TempDir};
 
 /// Start the exporter with `NODE_SENTINEL_TEST_PANIC=plan`; wait until it serves.
 fn start_with_panics(plan: &str, args: &[&str]) -> Exporter {
-    let port = common::free_port();
-    let log = std::env::temp_dir().join(format!("sentinel-isolation-{port}.log"));
-    let child = Command::new(common::binary())
-        .env("NODE_SENTINEL_TEST_PANIC", plan)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("create log"))
-        .spawn()
-        .expect("start exporter");
-    let mut exporter = Exporter { child, port, log };
-    common::wait_until(Duration::from_secs(10), "the exporter serving", || {
-        if let Ok(Some(status)) = exporter.child.try_wait() {
-            panic!("exporter exited with {status}: {}", exporter.logs());
-        }
-        common::http_get(port, "/-/healthy").ok()
-    });
-    exporter
+    Exporter::start_with_env(&[("NODE_SENTINEL_TEST_PANIC", plan)], args)
 }
 
 fn status(e: &Exporter, path: &str) -> u16 {

@@ -129,28 +129,55 @@ pub struct Exporter {
 impl Exporter {
     /// Start the exporter on a free loopback port with `args`, and wait until it serves.
     pub fn start(args: &[&str]) -> Exporter {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("sentinel-exporter-{port}.log"));
-        let logfile = std::fs::File::create(&log).expect("create log");
-        let child = Command::new(binary())
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(logfile)
-            .spawn()
-            .expect("start exporter");
-        let mut exporter = Exporter { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = exporter.child.try_wait() {
-                panic!("exporter exited with {status}: {}", exporter.logs());
+        Exporter::start_with_env(&[], args)
+    }
+
+    /// [`Exporter::start`] with extra environment variables. A port taken
+    /// between [`free_port`]'s check and the exporter's bind is retried on
+    /// another one (what held it is printed, for the record).
+    pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Exporter {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!("sentinel-exporter-{port}.log"));
+            let logfile = std::fs::File::create(&log).expect("create log");
+            let child = Command::new(binary())
+                .envs(env.iter().copied())
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(logfile)
+                .spawn()
+                .expect("start exporter");
+            let mut exporter = Exporter { child, port, log };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let exited = loop {
+                if let Ok(Some(status)) = exporter.child.try_wait() {
+                    break status;
+                }
+                if http_get(port, "/-/healthy").is_ok() {
+                    return exporter;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "exporter did not start: {}",
+                    exporter.logs()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let logs = exporter.logs();
+            if logs.contains("Address already in use") && attempts < 3 {
+                let held = Command::new("ss")
+                    .args(["-tanp", &format!("sport = :{port}")])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                eprintln!("port {port} was taken before the exporter bound it; retrying:\n{held}");
+                continue;
             }
-            if http_get(port, "/-/healthy").is_ok() {
-                return exporter;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            panic!("exporter exited with {exited}: {logs}");
         }
-        panic!("exporter did not start: {}", exporter.logs());
     }
 
     /// Everything the exporter logged so far.
